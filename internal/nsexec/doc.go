@@ -1,0 +1,11 @@
+// Package nsexec puts a process into its container's namespaces before the Go runtime starts.
+//
+// It owns the C constructor (nsexec.c) that every berth-runtime process runs first, and the Go side of
+// its protocol: the bootstrap message the runtime sends (which namespaces to join by path, which to
+// create, time offsets) and the length-prefixed frames the runtime and the container process exchange
+// on their sync socket. It must not do anything else in C: mounts, credentials and the rest of the
+// container's setup happen in Go once the process is in its namespaces (package runtime).
+//
+// Importing this package is what links the constructor into a binary; a binary that never sets
+// EnvSyncFD pays one getenv per start.
+package nsexec

@@ -1,0 +1,294 @@
+// The namespace half of a container process's bootstrap, run before the Go runtime starts.
+//
+// Joining a mount or user namespace needs a single-threaded process, and the Go runtime starts several
+// threads before any Go code runs; so this constructor, which the C runtime calls before Go's own
+// initialisation, does every setns/unshare while the process still has one thread. It is inert unless
+// _BERTH_SYNC_FD names the runtime's sync socket.
+//
+// Protocol on the sync socket (frames are a 4-byte little-endian length and a body):
+//   runtime -> here: one frame of text lines:
+//     join <type> <path>      setns into an existing namespace (user first, then in the given order)
+//     unshare <flags>         unshare(2) these CLONE_NEW* flags (user first, with uid/gid maps written by the runtime)
+//     timens <clock> <s> <ns> offsets for a new time namespace (monotonic or boottime)
+//   here -> runtime: JSON frames
+//     {"type":"usermap","pid":N}   after unshare(CLONE_NEWUSER): the runtime writes the maps and answers with any frame
+//     {"type":"pid","pid":N}       the pid (in the runtime's pid namespace) of the process that goes on to run Go
+//     {"type":"error","error":"..."} and exit 1
+// When the pid or time namespace changes, those apply only to children, so the process forks once: the child
+// (made a sibling of this process with CLONE_PARENT, so the runtime is its parent) continues into Go, and
+// this process reports the child's pid and exits.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+#define MAX_JOIN 16
+#define MAX_BOOTSTRAP (64 * 1024)
+
+static int sync_fd = -1;
+
+static void write_all(int fd, const char *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, buf, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		buf += w;
+		n -= (size_t)w;
+	}
+}
+
+static void send_frame(const char *body)
+{
+	size_t n = strlen(body);
+	unsigned char hdr[4] = {n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >> 24) & 0xff};
+	char buf[4 + 4096];
+	if (n > sizeof(buf) - 4)
+		n = sizeof(buf) - 4;
+	memcpy(buf, hdr, 4);
+	memcpy(buf + 4, body, n);
+	write_all(sync_fd, buf, n + 4);
+}
+
+static void json_escape(char *dst, size_t cap, const char *src)
+{
+	size_t j = 0;
+	for (; *src && j + 7 < cap; src++) {
+		unsigned char c = (unsigned char)*src;
+		if (c == '"' || c == '\\') {
+			dst[j++] = '\\';
+			dst[j++] = (char)c;
+		} else if (c < 0x20) {
+			j += (size_t)snprintf(dst + j, cap - j, "\\u%04x", c);
+		} else {
+			dst[j++] = (char)c;
+		}
+	}
+	dst[j] = '\0';
+}
+
+static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+	char msg[1024], esc[2048], body[2200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_escape(esc, sizeof(esc), msg);
+	snprintf(body, sizeof(body), "{\"type\":\"error\",\"error\":\"%s\"}", esc);
+	send_frame(body);
+	_exit(1);
+}
+
+static void read_full(char *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = read(sync_fd, buf, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		// EOF means the runtime died: there is nobody to report to.
+		if (r <= 0)
+			_exit(1);
+		buf += r;
+		n -= (size_t)r;
+	}
+}
+
+// read_frame reads one frame into buf (NUL-terminated) and returns its length.
+static size_t read_frame(char *buf, size_t cap)
+{
+	unsigned char hdr[4];
+	read_full((char *)hdr, 4);
+	size_t n = (size_t)hdr[0] | ((size_t)hdr[1] << 8) | ((size_t)hdr[2] << 16) | ((size_t)hdr[3] << 24);
+	if (n >= cap)
+		fail("nsexec: bootstrap message of %zu bytes is too large", n);
+	read_full(buf, n);
+	buf[n] = '\0';
+	return n;
+}
+
+struct join {
+	char type[16];
+	char path[4096];
+	int fd;
+};
+
+static int ns_flag(const char *type)
+{
+	static const struct {
+		const char *name;
+		int flag;
+	} t[] = {
+		{"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS},	    {"pid", CLONE_NEWPID},   {"net", CLONE_NEWNET},
+		{"ipc", CLONE_NEWIPC},	 {"uts", CLONE_NEWUTS},	    {"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(t[i].name, type) == 0)
+			return t[i].flag;
+	return 0;
+}
+
+static void write_file(const char *path, const char *data)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		fail("open %s: %s", path, strerror(errno));
+	size_t n = strlen(data);
+	if (write(fd, data, n) != (ssize_t)n)
+		fail("write %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+static void wait_for_runtime(void)
+{
+	char ack[256];
+	read_frame(ack, sizeof(ack));
+}
+
+__attribute__((constructor)) static void berth_nsexec(void)
+{
+	const char *env = getenv("_BERTH_SYNC_FD");
+	if (env == NULL || *env == '\0')
+		return;
+	char *end;
+	long fd = strtol(env, &end, 10);
+	struct stat st;
+	// Anything but our socket means this binary was started by someone else with a stray variable.
+	if (*end != '\0' || fd < 0 || fd > 1 << 20 || fstat((int)fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return;
+	sync_fd = (int)fd;
+
+	// Until the container process execs, nothing in the container may ptrace us or open our /proc files.
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_DUMPABLE): %s", strerror(errno));
+
+	static char boot[MAX_BOOTSTRAP];
+	read_frame(boot, sizeof(boot));
+
+	static struct join joins[MAX_JOIN];
+	int njoin = 0, unshare_flags = 0;
+	char timens[512] = "";
+
+	for (char *line = strtok(boot, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		if (strncmp(line, "join ", 5) == 0) {
+			if (njoin == MAX_JOIN)
+				fail("nsexec: too many namespaces to join");
+			struct join *j = &joins[njoin];
+			char *sp = strchr(line + 5, ' ');
+			if (sp == NULL || (size_t)(sp - (line + 5)) >= sizeof(j->type) || strlen(sp + 1) >= sizeof(j->path))
+				fail("nsexec: malformed line %s", line);
+			memcpy(j->type, line + 5, (size_t)(sp - (line + 5)));
+			j->type[sp - (line + 5)] = '\0';
+			strcpy(j->path, sp + 1);
+			if (ns_flag(j->type) == 0)
+				fail("nsexec: unknown namespace type %s", j->type);
+			njoin++;
+		} else if (strncmp(line, "unshare ", 8) == 0) {
+			unshare_flags = (int)strtol(line + 8, NULL, 10);
+		} else if (strncmp(line, "timens ", 7) == 0) {
+			if (strlen(timens) + strlen(line + 7) + 2 >= sizeof(timens))
+				fail("nsexec: too many time offsets");
+			strcat(timens, line + 7);
+			strcat(timens, "\n");
+		} else {
+			fail("nsexec: unknown bootstrap line %s", line);
+		}
+	}
+
+	// Open every path before joining any namespace: after joining the user or mount namespace the paths
+	// may no longer resolve, or no longer be ours to open.
+	for (int i = 0; i < njoin; i++) {
+		joins[i].fd = open(joins[i].path, O_RDONLY | O_CLOEXEC);
+		if (joins[i].fd < 0)
+			fail("open namespace %s %s: %s", joins[i].type, joins[i].path, strerror(errno));
+	}
+	// The user namespace first, so that the others are joined with its credentials.
+	for (int i = 0; i < njoin; i++) {
+		if (ns_flag(joins[i].type) != CLONE_NEWUSER)
+			continue;
+		if (setns(joins[i].fd, CLONE_NEWUSER) < 0)
+			fail("setns user %s: %s", joins[i].path, strerror(errno));
+		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+			fail("become root in joined user namespace %s: %s", joins[i].path, strerror(errno));
+	}
+	int forks = 0;
+	for (int i = 0; i < njoin; i++) {
+		int flag = ns_flag(joins[i].type);
+		if (flag == CLONE_NEWUSER)
+			continue;
+		if (setns(joins[i].fd, flag) < 0)
+			fail("setns %s %s: %s", joins[i].type, joins[i].path, strerror(errno));
+		if (flag == CLONE_NEWPID)
+			forks = 1;
+	}
+	for (int i = 0; i < njoin; i++)
+		close(joins[i].fd);
+
+	if (unshare_flags & CLONE_NEWUSER) {
+		if (unshare(CLONE_NEWUSER) < 0)
+			fail("unshare user namespace: %s", strerror(errno));
+		char body[128];
+		snprintf(body, sizeof(body), "{\"type\":\"usermap\",\"pid\":%d}", (int)getpid());
+		send_frame(body);
+		wait_for_runtime();
+		if (setresgid(0, 0, 0) < 0)
+			fail("setresgid(0) in the new user namespace (is gid 0 mapped in linux.gidMappings?): %s",
+			     strerror(errno));
+		if (setresuid(0, 0, 0) < 0)
+			fail("setresuid(0) in the new user namespace (is uid 0 mapped in linux.uidMappings?): %s",
+			     strerror(errno));
+	}
+	int rest = unshare_flags & ~CLONE_NEWUSER;
+	if (rest != 0 && unshare(rest) < 0)
+		fail("unshare namespaces 0x%x: %s", rest, strerror(errno));
+	if (rest & (CLONE_NEWPID | CLONE_NEWTIME))
+		forks = 1;
+	if (timens[0] != '\0')
+		write_file("/proc/self/timens_offsets", timens);
+
+	if (!forks) {
+		char body[64];
+		snprintf(body, sizeof(body), "{\"type\":\"pid\",\"pid\":%d}", (int)getpid());
+		send_frame(body);
+		return;
+	}
+
+	// The child must not speak on the socket before our pid frame is out: it waits for this pipe to close.
+	int gate[2];
+	if (pipe2(gate, O_CLOEXEC) < 0)
+		fail("pipe: %s", strerror(errno));
+	long child = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+	if (child < 0)
+		fail("clone: %s", strerror(errno));
+	if (child == 0) {
+		char c;
+		close(gate[1]);
+		while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+			;
+		close(gate[0]);
+		return;
+	}
+	char body[64];
+	snprintf(body, sizeof(body), "{\"type\":\"pid\",\"pid\":%ld}", child);
+	send_frame(body);
+	_exit(0);
+}

@@ -1,0 +1,80 @@
+package pathrs
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func realPath(t *testing.T, f *os.File) string {
+	t.Helper()
+	p, err := os.Readlink(ProcPath(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSymlinksStayInsideRoot(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	if err := os.Symlink("/", filepath.Join(root, "abs")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../../"+outside, filepath.Join(root, "rel")); err != nil {
+		t.Fatal(err)
+	}
+	rf, err := os.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+
+	f, err := MkdirAll(rf, "abs/etc/x", 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := realPath(t, f), filepath.Join(root, "etc/x"); got != want {
+		t.Fatalf("abs symlink: created %s, want %s", got, want)
+	}
+	f.Close()
+
+	// The relative symlink points, inside the root, at a directory that does not exist: refusing is
+	// fine, escaping is not.
+	if f, err := EnsureFile(rf, "rel/file", 0o644); err == nil {
+		got := realPath(t, f)
+		f.Close()
+		if filepath.Dir(got) == outside {
+			t.Fatalf("relative symlink escaped to %s", got)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "file")); !os.IsNotExist(err) {
+		t.Fatalf("a file was created outside the root: %v", err)
+	}
+
+	f, err = Open(rf, "../../../", unix.O_PATH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := realPath(t, f); got != root {
+		t.Fatalf(".. resolved to %s, want the root %s", got, root)
+	}
+	f.Close()
+}
+
+func TestMkdirAllRefusesAFile(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "f"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rf, _ := os.Open(root)
+	defer rf.Close()
+	if _, err := MkdirAll(rf, "/f", 0o755); err == nil {
+		t.Fatal("MkdirAll over a regular file succeeded")
+	}
+	if _, err := MkdirAll(rf, "/f/sub", 0o755); err == nil {
+		t.Fatal("MkdirAll below a regular file succeeded")
+	}
+}

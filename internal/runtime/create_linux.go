@@ -1,0 +1,378 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/cgroups"
+	"github.com/berth-dev/berth/internal/console"
+	"github.com/berth-dev/berth/internal/mount"
+	"github.com/berth-dev/berth/internal/nsexec"
+	"github.com/berth-dev/berth/internal/seccomp"
+)
+
+// CreateOptions are the create command's options.
+type CreateOptions struct {
+	ID     string
+	Bundle string
+	// PidFile receives the init's pid once the container is created.
+	PidFile string
+	// ConsoleSocket is a unix socket that receives the terminal's master (process.terminal).
+	ConsoleSocket string
+	NoPivot       bool
+	NoNewKeyring  bool
+	// PreserveFDs passes descriptors 3..3+PreserveFDs-1 to the container's program.
+	PreserveFDs int
+	Stdio       [3]*os.File
+	// attach keeps the terminal's master in the runtime (foreground run) when no ConsoleSocket is given.
+	attach bool
+}
+
+// Create creates a container: its process waits in the container's namespaces for Start.
+func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, err error) {
+	if err := ValidateID(o.ID); err != nil {
+		return nil, err
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	spec, raw, err := LoadSpec(bundle)
+	if err != nil {
+		return nil, err
+	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	if rootfs, err = filepath.EvalSymlinks(rootfs); err != nil {
+		return nil, fmt.Errorf("root.path: %w: %w", ErrInvalid, err)
+	}
+	if st, err := os.Stat(rootfs); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("root.path %s: %w: not a directory", rootfs, ErrInvalid)
+	}
+	ns, _ := validateNamespaces(spec.Linux)
+	if !ns.has(specs.MountNamespace) {
+		return nil, invalid("linux.namespaces", "a mount namespace (new or by path) is required to set up the root filesystem")
+	}
+	if p := spec.Process; p != nil && p.Terminal && o.ConsoleSocket == "" && !o.attach {
+		return nil, invalid("process.terminal", "a terminal was asked for: pass --console-socket to receive it (the runtime does not stay attached)")
+	}
+	if p := spec.Process; p != nil && !p.Terminal && o.ConsoleSocket != "" {
+		return nil, invalid("process.terminal", "--console-socket was given but process.terminal is false")
+	}
+	var prog *seccomp.Program
+	if spec.Linux.Seccomp != nil {
+		if prog, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
+			return nil, fmt.Errorf("linux.seccomp: %w: %w", ErrInvalid, err)
+		}
+	}
+	if err := checkLSM(spec.Process); err != nil {
+		return nil, err
+	}
+	selinux := selinuxEnabled()
+	if spec.Linux.MountLabel != "" && !selinux {
+		r.log().Warn("linux.mountLabel is ignored: SELinux is not enabled on this host", "label", spec.Linux.MountLabel)
+	}
+
+	if err := os.MkdirAll(r.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("state root %s: %w", r.Root, err)
+	}
+	dir := filepath.Join(r.Root, o.ID)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %q %w", o.ID, ErrExist)
+		}
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	rec := &record{
+		ID: o.ID, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Owner: ownerName(),
+		Creating: true, Spec: spec, NoPivot: o.NoPivot, Systemd: r.SystemdCgroup,
+	}
+	c = &Container{rt: r, dir: dir, rec: rec}
+	var ch *child
+	defer func() {
+		if err == nil {
+			return
+		}
+		if ch != nil {
+			ch.kill()
+		}
+		c.destroy(ctx)
+	}()
+
+	cgPath := spec.Linux.CgroupsPath
+	if cgPath == "" {
+		cgPath = "/berth/" + o.ID
+	}
+	cg, err := cgroups.New(cgroups.Config{Path: cgPath, Systemd: r.SystemdCgroup})
+	if err != nil {
+		return c, fmt.Errorf("linux.cgroupsPath %q: %w", cgPath, err)
+	}
+	rec.Cgroups = cg.Paths()
+	// Recorded before anything exists, so that delete --force after a crash here finds what to remove.
+	if err := writeRecord(dir, rec); err != nil {
+		return c, err
+	}
+	if err := cg.Create(); err != nil {
+		return c, fmt.Errorf("create cgroups: %w", err)
+	}
+	if spec.Linux.Resources != nil {
+		warnings, err := cg.Set(spec.Linux.Resources)
+		if err != nil {
+			return c, err
+		}
+		for _, w := range warnings {
+			r.log().Warn(w)
+		}
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, fifoName), 0o600); err != nil {
+		return c, fmt.Errorf("create the start FIFO: %w", err)
+	}
+	fifoDir, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return c, err
+	}
+	defer fifoDir.Close()
+
+	initCfg := &initConfig{
+		Mode: modeInit, Spec: raw, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
+		NewMountNS: ns.isNew(specs.MountNamespace), CgroupNS: ns.isNew(specs.CgroupNamespace),
+		Cgroups: rec.Cgroups, SELinux: selinux, ConsoleFD: -1, FifoDirFD: -1, SeccompFD: -1,
+		Hooks: spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0 || len(spec.Hooks.CreateContainer) > 0),
+	}
+	if prog != nil {
+		initCfg.Filter, initCfg.FilterFlags, initCfg.FilterNotify = prog.Filter, prog.Flags, prog.Notify
+		initCfg.SeccompMetadata = spec.Linux.Seccomp.ListenerMetadata
+	}
+	extra := []*os.File{fifoDir}
+	consoleIdx, seccompIdx := -1, -1
+	var consoleSock, seccompConn *os.File
+	var keep *os.File
+	if spec.Process != nil && spec.Process.Terminal {
+		if o.ConsoleSocket == "" {
+			if keep, consoleSock, err = socketPair(); err != nil {
+				return c, err
+			}
+			defer keep.Close()
+		} else if consoleSock, err = dialUnix(o.ConsoleSocket); err != nil {
+			return c, fmt.Errorf("--console-socket: %w", err)
+		}
+		defer consoleSock.Close()
+		consoleIdx = len(extra)
+		extra = append(extra, consoleSock)
+	}
+	if prog != nil && spec.Linux.Seccomp.ListenerPath != "" {
+		if seccompConn, err = dialUnix(spec.Linux.Seccomp.ListenerPath); err != nil {
+			return c, fmt.Errorf("linux.seccomp.listenerPath: %w", err)
+		}
+		defer seccompConn.Close()
+		seccompIdx = len(extra)
+		extra = append(extra, seccompConn)
+	}
+	idmapDests, idmapFiles, err := idmapNamespaces(spec.Mounts)
+	if err != nil {
+		return c, err
+	}
+	defer func() {
+		for _, f := range idmapFiles {
+			f.Close()
+		}
+	}()
+	idmapIdx := len(extra)
+	extra = append(extra, idmapFiles...)
+
+	stdio := o.Stdio
+	for i := range stdio {
+		if stdio[i] == nil {
+			stdio[i] = []*os.File{os.Stdin, os.Stdout, os.Stderr}[i]
+		}
+	}
+	boot, err := bootstrapFor(spec, ns)
+	if err != nil {
+		return c, err
+	}
+	ch, err = spawn(&spawnConfig{
+		boot: boot, init: initCfg, stdio: stdio, preserve: o.PreserveFDs, extra: extra, cgroups: cg,
+		uidMap: spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
+		setFDs: func(first int) {
+			initCfg.FifoDirFD = first
+			if consoleIdx >= 0 {
+				initCfg.ConsoleFD = first + consoleIdx
+			}
+			if seccompIdx >= 0 {
+				initCfg.SeccompFD = first + seccompIdx
+			}
+			if len(idmapDests) > 0 {
+				initCfg.IDMapFDs = map[string]int{}
+				for i, d := range idmapDests {
+					initCfg.IDMapFDs[d] = first + idmapIdx + i
+				}
+			}
+		},
+		beforeInit: func(pid int, start uint64) {
+			// The state goes with the config, for the hooks the container half runs on its own.
+			rec.Pid, rec.PidStart = pid, start
+			initCfg.ContainerState = c.stateJSON(StatusCreating)
+		},
+	})
+	if err != nil {
+		return c, err
+	}
+	rec.Pid, rec.PidStart = ch.pid, ch.start
+	if err := writeRecord(dir, rec); err != nil {
+		return c, err
+	}
+	err = talk(ch.conn, func() ([]byte, error) {
+		state := c.stateJSON(StatusCreating)
+		if spec.Hooks != nil {
+			if err := runHooks("prestart", spec.Hooks.Prestart, state); err != nil {
+				return nil, err
+			}
+			if err := runHooks("createRuntime", spec.Hooks.CreateRuntime, state); err != nil {
+				return nil, err
+			}
+		}
+		return state, nil
+	}, r.log())
+	if err != nil {
+		return c, err
+	}
+	ch.conn.Close()
+	if keep != nil {
+		if c.master, err = console.RecvFile(keep); err != nil {
+			return c, fmt.Errorf("receive the terminal: %w", err)
+		}
+	}
+	rec.Creating = false
+	if err := writeRecord(dir, rec); err != nil {
+		return c, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, ch.pid); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// checkLSM refuses confinement the host cannot apply, at create time rather than at start.
+func checkLSM(p *specs.Process) error {
+	if p == nil {
+		return nil
+	}
+	if p.ApparmorProfile != "" {
+		b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+		if err != nil || len(b) == 0 || b[0] != 'Y' {
+			return invalid("process.apparmorProfile", "%q cannot be applied: AppArmor is not enabled on this host", p.ApparmorProfile)
+		}
+	}
+	if p.SelinuxLabel != "" && !selinuxEnabled() {
+		return invalid("process.selinuxLabel", "%q cannot be applied: SELinux is not enabled on this host", p.SelinuxLabel)
+	}
+	return nil
+}
+
+// bootstrapFor tells the constructor which namespaces to join and which to create.
+func bootstrapFor(spec *specs.Spec, ns namespaces) (nsexec.Bootstrap, error) {
+	var b nsexec.Bootstrap
+	for _, n := range spec.Linux.Namespaces {
+		if n.Path != "" {
+			b.Joins = append(b.Joins, nsexec.Join{Type: n.Type, Path: n.Path})
+			continue
+		}
+		flag, _ := nsexec.CloneFlag(n.Type)
+		b.Unshare |= flag
+	}
+	b.TimeOffsets = spec.Linux.TimeOffsets
+	return b, nil
+}
+
+// idmapNamespaces makes one user namespace per idmapped mount, in the runtime half where /proc shows
+// the helper process.
+func idmapNamespaces(mounts []specs.Mount) (dests []string, files []*os.File, err error) {
+	for i, m := range mounts {
+		opts, err := mount.Parse(m.Options)
+		if err != nil || !opts.IDMap {
+			continue
+		}
+		goruntime.LockOSThread()
+		f, err := usernsWithMappings(m.UIDMappings, m.GIDMappings)
+		goruntime.UnlockOSThread()
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, nil, fmt.Errorf("mounts[%d]: idmap: %w", i, err)
+		}
+		dests = append(dests, m.Destination)
+		files = append(files, f)
+	}
+	return dests, files, nil
+}
+
+func socketPair() (*os.File, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "console-keep"), os.NewFile(uintptr(fds[1]), "console-send"), nil
+}
+
+func dialUnix(path string) (*os.File, error) {
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.File()
+}
+
+// writePidFile writes the pid atomically, as containerd and podman read it as soon as we exit.
+func writePidFile(path string, pid int) error {
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(fmt.Sprint(pid)), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
+}
+
+// destroy removes what a container left: processes (when it has no pid namespace of its own, its
+// processes outlive the init), cgroups and the state directory. It is idempotent.
+func (c *Container) destroy(ctx context.Context) error {
+	var errs []error
+	if m := c.cgroups(); m != nil {
+		if pids, _ := m.Pids(); len(pids) > 0 {
+			if err := m.Signal(ctx, unix.SIGKILL); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := m.Destroy(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("remove cgroups: %w", err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		return fmt.Errorf("remove state: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package runtime
+
+import (
+	"encoding/json"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Message types on the sync socket. The constructor sends "usermap", "pid" and "error"; the container
+// half sends "hooks", "warning", "ready" and "error"; the runtime half answers "usermap" and "hooks"
+// with "ack".
+const (
+	msgUsermap = "usermap"
+	msgPid     = "pid"
+	msgError   = "error"
+	msgWarning = "warning"
+	msgHooks   = "hooks"
+	msgReady   = "ready"
+	msgAck     = "ack"
+)
+
+type message struct {
+	Type    string          `json:"type"`
+	Pid     int             `json:"pid,omitempty"`
+	Error   string          `json:"error,omitempty"`
+	Message string          `json:"message,omitempty"`
+	Debug   bool            `json:"debug,omitempty"` // a warning only worth a debug line
+	State   json.RawMessage `json:"state,omitempty"`
+}
+
+const (
+	modeInit = "init"
+	modeExec = "exec"
+)
+
+// initConfig is everything the container half needs, sent once the process is in its namespaces.
+// Descriptor numbers are as the container process sees them; -1 means none.
+type initConfig struct {
+	Mode         string            `json:"mode"`
+	Spec         json.RawMessage   `json:"spec,omitempty"`    // init: config.json as validated
+	Process      *specs.Process    `json:"process,omitempty"` // exec: the process to run
+	Rootfs       string            `json:"rootfs,omitempty"`
+	Bundle       string            `json:"bundle,omitempty"`
+	NoPivot      bool              `json:"noPivot,omitempty"`
+	NoNewKeyring bool              `json:"noNewKeyring,omitempty"`
+	NewMountNS   bool              `json:"newMountNS,omitempty"`
+	CgroupNS     bool              `json:"cgroupNS,omitempty"`
+	Cgroups      map[string]string `json:"cgroups,omitempty"`
+	ConsoleFD    int               `json:"consoleFD"`
+	FifoDirFD    int               `json:"fifoDirFD"`
+	PreserveFDs  int               `json:"preserveFDs"`
+	IDMapFDs     map[string]int    `json:"idmapFDs,omitempty"` // mount destination → user namespace descriptor
+	Hooks        bool              `json:"hooks,omitempty"`
+	SELinux      bool              `json:"selinux,omitempty"`
+	Filter       []unix.SockFilter `json:"filter,omitempty"`
+	FilterFlags  uint              `json:"filterFlags,omitempty"`
+	FilterNotify bool              `json:"filterNotify,omitempty"`
+	// SeccompFD is a connection to linux.seccomp.listenerPath, made by the runtime half, over which the
+	// container half sends the notification listener once it has one.
+	SeccompFD       int    `json:"seccompFD"`
+	SeccompMetadata string `json:"seccompMetadata,omitempty"`
+	// ContainerState is the state handed to hooks run by the container half when no round trip
+	// happens, and to a seccomp listener.
+	ContainerState json.RawMessage `json:"containerState,omitempty"`
+}

@@ -1,0 +1,251 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/cgroups"
+	"github.com/berth-dev/berth/internal/nsexec"
+	"github.com/berth-dev/berth/internal/sealedexe"
+)
+
+// spawnConfig describes a container process to start.
+type spawnConfig struct {
+	boot  nsexec.Bootstrap
+	init  *initConfig
+	stdio [3]*os.File
+	// preserve passes the runtime's descriptors 3..3+preserve-1 through unchanged.
+	preserve int
+	// extra are passed after the sync socket; the init config refers to them by number, so
+	// spawn fills the *FD fields through the callback.
+	extra   []*os.File
+	setFDs  func(first int)
+	cgroups *cgroups.Manager
+	// initialCPUs is the affinity of the process before it joins its cgroups (execCPUAffinity.initial).
+	initialCPUs []int
+	// beforeInit is called with the container process's pid before the init config is sent.
+	beforeInit func(pid int, start uint64)
+	uidMap     []specs.LinuxIDMapping
+	gidMap     []specs.LinuxIDMapping
+}
+
+// child is a started container process.
+type child struct {
+	pid   int
+	start uint64
+	conn  *os.File
+}
+
+// kill stops a child that failed to set up, and reaps it (it is our child: the constructor forks it
+// with CLONE_PARENT).
+func (ch *child) kill() {
+	_ = unix.Kill(ch.pid, unix.SIGKILL)
+	reap(ch.pid)
+	ch.conn.Close()
+}
+
+func reap(pid int) (unix.WaitStatus, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		return ws, err
+	}
+}
+
+// spawn starts the runtime binary again, sealed, lets the constructor place it in its namespaces,
+// puts it in its cgroups first, and sends it the init config.
+func spawn(cfg *spawnConfig) (ch *child, err error) {
+	exe, err := sealedexe.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer exe.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	conn, childEnd := os.NewFile(uintptr(fds[0]), "sync"), os.NewFile(uintptr(fds[1]), "sync-child")
+	defer childEnd.Close()
+
+	files := []*os.File{cfg.stdio[0], cfg.stdio[1], cfg.stdio[2]}
+	for i := 0; i < cfg.preserve; i++ {
+		files = append(files, os.NewFile(uintptr(3+i), "preserved"))
+	}
+	syncFD := len(files)
+	files = append(files, childEnd)
+	if cfg.setFDs != nil {
+		cfg.setFDs(len(files))
+	}
+	files = append(files, cfg.extra...)
+	cfg.init.PreserveFDs = cfg.preserve
+
+	boot, err := cfg.boot.Encode()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	proc, err := os.StartProcess(exe.Path(), []string{"berth-runtime", "init"}, &os.ProcAttr{
+		Env:   []string{nsexec.EnvSyncFD + "=" + strconv.Itoa(syncFD)},
+		Files: files,
+	})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("start the container process: %w", err)
+	}
+	first := proc.Pid
+	fail := func(e error) (*child, error) {
+		_ = unix.Kill(first, unix.SIGKILL)
+		reap(first)
+		conn.Close()
+		return nil, e
+	}
+	childEnd.Close()
+	if len(cfg.initialCPUs) > 0 {
+		if err := setAffinity(first, cfg.initialCPUs); err != nil {
+			return fail(fmt.Errorf("process.execCPUAffinity.initial: %w", err))
+		}
+	}
+	if cfg.cgroups != nil {
+		if err := cfg.cgroups.Join(first); err != nil {
+			return fail(fmt.Errorf("join cgroups: %w", err))
+		}
+	}
+	if err := nsexec.WriteFrame(conn, boot); err != nil {
+		return fail(fmt.Errorf("send bootstrap: %w", err))
+	}
+	pid := 0
+	for pid == 0 {
+		body, err := nsexec.ReadFrame(conn)
+		if err != nil {
+			ws, _ := reap(first)
+			conn.Close()
+			return nil, fmt.Errorf("container process exited during namespace setup (%s): %w", describeWait(ws), err)
+		}
+		var m message
+		if err := json.Unmarshal(body, &m); err != nil {
+			return fail(fmt.Errorf("decode bootstrap reply: %w", err))
+		}
+		switch m.Type {
+		case msgUsermap:
+			if err := writeIDMaps(m.Pid, cfg.uidMap, cfg.gidMap); err != nil {
+				return fail(err)
+			}
+			if err := nsexec.WriteJSON(conn, message{Type: msgAck}); err != nil {
+				return fail(err)
+			}
+		case msgPid:
+			pid = m.Pid
+		case msgError:
+			ws, _ := reap(first)
+			conn.Close()
+			_ = ws
+			return nil, errors.New(m.Error)
+		default:
+			return fail(fmt.Errorf("unexpected %q during namespace setup", m.Type))
+		}
+	}
+	if pid != first {
+		// The constructor forked into the new pid (or time) namespace; its first process exits now.
+		if ws, err := reap(first); err == nil && ws.ExitStatus() != 0 {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			reap(pid)
+			conn.Close()
+			return nil, fmt.Errorf("namespace setup process exited with %s", describeWait(ws))
+		}
+	}
+	ch = &child{pid: pid, conn: conn}
+	if _, start, ok := procStat(pid); ok {
+		ch.start = start
+	}
+	if cfg.beforeInit != nil {
+		cfg.beforeInit(ch.pid, ch.start)
+	}
+	if err := nsexec.WriteJSON(conn, cfg.init); err != nil {
+		ch.kill()
+		return nil, fmt.Errorf("send init config: %w", err)
+	}
+	return ch, nil
+}
+
+func describeWait(ws unix.WaitStatus) string {
+	switch {
+	case ws.Exited():
+		return fmt.Sprintf("exit status %d", ws.ExitStatus())
+	case ws.Signaled():
+		return fmt.Sprintf("killed by signal %d", ws.Signal())
+	}
+	return "unknown status"
+}
+
+func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
+	render := func(ms []specs.LinuxIDMapping) []byte {
+		var sb strings.Builder
+		for _, m := range ms {
+			fmt.Fprintf(&sb, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
+		}
+		return []byte(sb.String())
+	}
+	if os.Geteuid() != 0 {
+		// An unprivileged writer may map its own gid only once setgroups is denied.
+		_ = os.WriteFile(fmt.Sprintf("/proc/%d/setgroups", pid), []byte("deny"), 0)
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/uid_map", pid), render(uids), 0); err != nil {
+		return fmt.Errorf("linux.uidMappings: write uid_map: %w", err)
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/gid_map", pid), render(gids), 0); err != nil {
+		return fmt.Errorf("linux.gidMappings: write gid_map: %w", err)
+	}
+	return nil
+}
+
+// talk reads the container half's messages until it reports ready, answering hook requests with
+// onHooks and passing warnings to warn.
+func talk(conn *os.File, onHooks func() ([]byte, error), log *slog.Logger) error {
+	for {
+		body, err := nsexec.ReadFrame(conn)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("container process exited before it was ready")
+			}
+			return fmt.Errorf("read from container process: %w", err)
+		}
+		var m message
+		if err := json.Unmarshal(body, &m); err != nil {
+			return fmt.Errorf("decode message from container process: %w", err)
+		}
+		switch m.Type {
+		case msgWarning:
+			if m.Debug {
+				log.Debug(m.Message)
+			} else {
+				log.Warn(m.Message)
+			}
+		case msgError:
+			return errors.New(m.Error)
+		case msgHooks:
+			state, err := onHooks()
+			if err != nil {
+				return err
+			}
+			if err := nsexec.WriteJSON(conn, message{Type: msgAck, State: state}); err != nil {
+				return err
+			}
+		case msgReady:
+			return nil
+		default:
+			return fmt.Errorf("unexpected message %q from container process", m.Type)
+		}
+	}
+}

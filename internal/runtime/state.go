@@ -1,0 +1,156 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Errors callers classify; every error the package returns about a container wraps one of these when
+// it applies, and the CLI's messages keep the words clients match on ("does not exist").
+var (
+	ErrNotExist     = errors.New("does not exist")
+	ErrExist        = errors.New("already exists")
+	ErrInvalid      = errors.New("invalid argument")
+	ErrWrongState   = errors.New("container is in the wrong state")
+	ErrNotSupported = errors.New("not supported")
+)
+
+const (
+	stateFile = "state.json"
+	fifoName  = "exec.fifo"
+	// stateVersion is bumped when the on-disk state format changes incompatibly.
+	stateVersion = 1
+)
+
+// Status values, as the runtime-spec names them.
+const (
+	StatusCreating = "creating"
+	StatusCreated  = "created"
+	StatusRunning  = "running"
+	StatusStopped  = "stopped"
+	StatusPaused   = "paused"
+)
+
+// record is what the state directory remembers about a container between commands. The status is
+// not stored but derived (see Container.Status): the container's processes change it without telling
+// anyone.
+type record struct {
+	Version    int               `json:"version"`
+	ID         string            `json:"id"`
+	Bundle     string            `json:"bundle"`
+	Rootfs     string            `json:"rootfs"`
+	Created    time.Time         `json:"created"`
+	Owner      string            `json:"owner"`
+	Pid        int               `json:"pid,omitempty"`
+	PidStart   uint64            `json:"pidStart,omitempty"` // start time of Pid in clock ticks, to tell a reused pid
+	Creating   bool              `json:"creating,omitempty"` // the init has not reported ready yet
+	Cgroups    map[string]string `json:"cgroups,omitempty"`
+	Systemd    bool              `json:"systemd,omitempty"`
+	Spec       *specs.Spec       `json:"spec"`
+	NoPivot    bool              `json:"noPivot,omitempty"`
+	Namespaces map[string]string `json:"namespaces,omitempty"` // runtime-spec type → path, for exec to join
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_+.-]+$`)
+
+// ValidateID checks a container id: it becomes a directory name and a cgroup name.
+func ValidateID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("container id: %w: empty", ErrInvalid)
+	case len(id) > 1024:
+		return fmt.Errorf("container id: %w: longer than 1024 bytes", ErrInvalid)
+	case id == "." || id == ".." || !idPattern.MatchString(id):
+		return fmt.Errorf("container id %q: %w: use letters, digits and _ + . - only", id, ErrInvalid)
+	}
+	return nil
+}
+
+// writeRecord replaces the state file atomically. It is not fsynced on purpose: the state describes
+// processes that do not survive a power cut, the state root is normally on tmpfs, and a rename is
+// atomic against a SIGKILL of the writer, which is the crash that matters here.
+func writeRecord(dir string, r *record) error {
+	r.Version = stateVersion
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".state-*")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, stateFile)); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write state: %w", err)
+	}
+	return nil
+}
+
+func readRecord(dir string) (*record, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, err
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("state file %s is corrupt: %w", filepath.Join(dir, stateFile), err)
+	}
+	if r.Version != stateVersion {
+		return nil, fmt.Errorf("state file %s has version %d, this runtime reads %d", filepath.Join(dir, stateFile), r.Version, stateVersion)
+	}
+	return &r, nil
+}
+
+// procStat reads the state letter and start time of a process, or reports that it is gone.
+func procStat(pid int) (state byte, start uint64, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	// The command name is in parentheses and may contain anything, so parse from the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return 0, 0, false
+	}
+	fields := strings.Fields(s[i+2:])
+	// fields[0] is field 3 (state); starttime is field 22.
+	if len(fields) < 20 {
+		return 0, 0, false
+	}
+	start, err = strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+	return fields[0][0], start, true
+}
+
+// alive reports whether pid is still the process that was recorded (not a zombie, not a reused pid).
+func alive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	st, s, ok := procStat(pid)
+	if !ok || st == 'Z' || st == 'X' {
+		return false
+	}
+	return start == 0 || s == start
+}
