@@ -75,11 +75,11 @@ func Validate(s *specs.Spec) error {
 	if err != nil {
 		return err
 	}
-	if s.Hostname != "" && !ns.isNew(specs.UTSNamespace) {
-		return invalid("hostname", "setting a hostname needs a new uts namespace in linux.namespaces")
+	if s.Hostname != "" && !ns.has(specs.UTSNamespace) {
+		return invalid("hostname", "setting a hostname needs a uts namespace in linux.namespaces: it would change the host's")
 	}
-	if s.Domainname != "" && !ns.isNew(specs.UTSNamespace) {
-		return invalid("domainname", "setting a domainname needs a new uts namespace in linux.namespaces")
+	if s.Domainname != "" && !ns.has(specs.UTSNamespace) {
+		return invalid("domainname", "setting a domainname needs a uts namespace in linux.namespaces: it would change the host's")
 	}
 	for i, m := range s.Mounts {
 		if err := validateMount(fmt.Sprintf("mounts[%d]", i), m); err != nil {

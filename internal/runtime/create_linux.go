@@ -61,9 +61,6 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		return nil, fmt.Errorf("root.path %s: %w: not a directory", rootfs, ErrInvalid)
 	}
 	ns, _ := validateNamespaces(spec.Linux)
-	if !ns.has(specs.MountNamespace) {
-		return nil, invalid("linux.namespaces", "a mount namespace (new or by path) is required to set up the root filesystem")
-	}
 	if p := spec.Process; p != nil && p.Terminal && o.ConsoleSocket == "" && !o.attach {
 		return nil, invalid("process.terminal", "a terminal was asked for: pass --console-socket to receive it (the runtime does not stay attached)")
 	}
@@ -88,7 +85,8 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		return nil, fmt.Errorf("state root %s: %w", r.Root, err)
 	}
 	dir := filepath.Join(r.Root, o.ID)
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	// 0711: a container's root in a user namespace must be able to reach exec.fifo (and nothing else).
+	if err := os.Mkdir(dir, 0o711); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("container %q %w", o.ID, ErrExist)
 		}
@@ -126,8 +124,8 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	if err := cg.Create(); err != nil {
 		return c, fmt.Errorf("create cgroups: %w", err)
 	}
-	if spec.Linux.Resources != nil {
-		warnings, err := cg.Set(spec.Linux.Resources)
+	if res := effectiveResources(spec); res != nil {
+		warnings, err := cg.Set(res)
 		if err != nil {
 			return c, err
 		}
@@ -138,6 +136,12 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	if err := unix.Mkfifo(filepath.Join(dir, fifoName), 0o600); err != nil {
 		return c, fmt.Errorf("create the start FIFO: %w", err)
 	}
+	// The container's root opens the FIFO: in a user namespace that is a different host user.
+	if uid, gid := hostRoot(spec); uid != 0 || gid != 0 {
+		if err := os.Chown(filepath.Join(dir, fifoName), uid, gid); err != nil {
+			return c, fmt.Errorf("chown the start FIFO: %w", err)
+		}
+	}
 	fifoDir, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return c, err
@@ -146,8 +150,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 
 	initCfg := &initConfig{
 		Mode: modeInit, Spec: raw, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
-		NewMountNS: ns.isNew(specs.MountNamespace), CgroupNS: ns.isNew(specs.CgroupNamespace),
-		Cgroups: rec.Cgroups, SELinux: selinux, ConsoleFD: -1, FifoDirFD: -1, SeccompFD: -1,
+		MountNS: ns.has(specs.MountNamespace), MountNSJoined: ns.has(specs.MountNamespace) && !ns.isNew(specs.MountNamespace),
+		CgroupNS: ns.isNew(specs.CgroupNamespace),
+		Cgroups:  rec.Cgroups, SELinux: selinux, ConsoleFD: -1, FifoDirFD: -1, SeccompFD: -1,
 		Hooks: spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0 || len(spec.Hooks.CreateContainer) > 0),
 	}
 	if prog != nil {
@@ -155,6 +160,17 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		initCfg.SeccompMetadata = spec.Linux.Seccomp.ListenerMetadata
 	}
 	extra := []*os.File{fifoDir}
+	sources, sourceIdx, err := bindSources(spec, ns, bundle)
+	if err != nil {
+		return c, err
+	}
+	defer func() {
+		for _, f := range sources {
+			f.Close()
+		}
+	}()
+	firstSource := len(extra)
+	extra = append(extra, sources...)
 	consoleIdx, seccompIdx := -1, -1
 	var consoleSock, seccompConn *os.File
 	var keep *os.File
@@ -202,10 +218,16 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		return c, err
 	}
 	ch, err = spawn(&spawnConfig{
-		boot: boot, init: initCfg, stdio: stdio, preserve: o.PreserveFDs, extra: extra, cgroups: cg,
+		boot: boot, init: initCfg, stdio: stdio, preserve: o.PreserveFDs, extra: extra, cgroups: cg, dir: rootfs,
 		uidMap: spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
 		setFDs: func(first int) {
 			initCfg.FifoDirFD = first
+			if len(sourceIdx) > 0 {
+				initCfg.SourceFDs = map[int]int{}
+				for i, mi := range sourceIdx {
+					initCfg.SourceFDs[mi] = first + firstSource + i
+				}
+			}
 			if consoleIdx >= 0 {
 				initCfg.ConsoleFD = first + consoleIdx
 			}
@@ -222,7 +244,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		beforeInit: func(pid int, start uint64) {
 			// The state goes with the config, for the hooks the container half runs on its own.
 			rec.Pid, rec.PidStart = pid, start
-			initCfg.ContainerState = c.stateJSON(StatusCreating)
+			initCfg.ContainerState = c.stateJSON(StatusCreated)
 		},
 	})
 	if err != nil {
@@ -233,7 +255,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		return c, err
 	}
 	err = talk(ch.conn, func() ([]byte, error) {
-		state := c.stateJSON(StatusCreating)
+		// The hooks of the create step see "created", as crun reports it and runtime-tools expects:
+		// by the time a hook can act, the container's environment exists.
+		state := c.stateJSON(StatusCreated)
 		if spec.Hooks != nil {
 			if err := runHooks("prestart", spec.Hooks.Prestart, state); err != nil {
 				return nil, err
@@ -263,6 +287,66 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		}
 	}
 	return c, nil
+}
+
+// bindSources makes detached clones of the sources of bind mounts for a container with a new user
+// namespace, whose root may not be able to reach them by path (and could not bind a descriptor
+// from the runtime's mount namespace). It returns the clones and, for each, the mount's index.
+func bindSources(spec *specs.Spec, ns namespaces, bundle string) ([]*os.File, []int, error) {
+	if !ns.isNew(specs.UserNamespace) {
+		return nil, nil, nil
+	}
+	var files []*os.File
+	var idx []int
+	for i, m := range spec.Mounts {
+		opts, err := mount.Parse(m.Options)
+		if err != nil || !(opts.Bind() || m.Type == "bind") {
+			continue
+		}
+		src := m.Source
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(bundle, src)
+		}
+		flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+		if opts.Recursive() {
+			flags |= unix.AT_RECURSIVE
+		}
+		fd, err := unix.OpenTree(unix.AT_FDCWD, src, flags)
+		f := os.NewFile(uintptr(fd), src)
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, nil, fmt.Errorf("mounts[%d].source: %w", i, err)
+		}
+		files = append(files, f)
+		idx = append(idx, i)
+	}
+	return files, idx, nil
+}
+
+// hostRoot returns the host uid and gid that are root in the container (0 without a user namespace).
+func hostRoot(s *specs.Spec) (uid, gid int) {
+	for _, m := range s.Linux.UIDMappings {
+		if m.ContainerID == 0 {
+			uid = int(m.HostID)
+		}
+	}
+	for _, m := range s.Linux.GIDMappings {
+		if m.ContainerID == 0 {
+			gid = int(m.HostID)
+		}
+	}
+	return uid, gid
+}
+
+func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, n := range s.Linux.Namespaces {
+		if n.Type == t {
+			return true
+		}
+	}
+	return false
 }
 
 // checkLSM refuses confinement the host cannot apply, at create time rather than at start.
@@ -358,6 +442,13 @@ func writePidFile(path string, pid int) error {
 // processes outlive the init), cgroups and the state directory. It is idempotent.
 func (c *Container) destroy(ctx context.Context) error {
 	var errs []error
+	if c.rec.Spec != nil && c.rec.Spec.Linux != nil && !hasNamespace(c.rec.Spec, specs.MountNamespace) && c.rec.Pid != 0 {
+		// Sharing the runtime's mount namespace, the container's mounts are the host's: they do not
+		// go away with its processes. They all hang below the rootfs clone, which goes in one piece.
+		if err := unix.Unmount(c.rec.Rootfs, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount the rootfs: %w", err))
+		}
+	}
 	if m := c.cgroups(); m != nil {
 		if pids, _ := m.Pids(); len(pids) > 0 {
 			if err := m.Signal(ctx, unix.SIGKILL); err != nil {

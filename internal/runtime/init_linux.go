@@ -84,8 +84,9 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 		return fmt.Errorf("decode config: %w", err)
 	}
 	b := &rootfsBuilder{spec: &spec, cfg: cfg, warn: warn}
-	if cfg.NewMountNS {
-		if err := b.prepare(); err != nil {
+	hostNS := !cfg.MountNS
+	{
+		if err := b.prepare(hostNS); err != nil {
 			return err
 		}
 		if spec.Process != nil {
@@ -123,16 +124,12 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 			}
 		}
 	}
-	if cfg.NewMountNS {
-		if b.root != nil {
-			b.root.Close()
-		}
-		if err := pivot(cfg.Rootfs, cfg.NoPivot); err != nil {
-			return err
-		}
-		if err := finalizeRootfs(&spec); err != nil {
-			return err
-		}
+	if err := pivot(b.root, cfg.NoPivot, hostNS); err != nil {
+		return err
+	}
+	b.root.Close()
+	if err := finalizeRootfs(&spec, hostNS); err != nil {
+		return err
 	}
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
@@ -174,6 +171,11 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 	}
 
 	fifoDir := fdFile(cfg.FifoDirFD, "state-dir")
+	// Opening the FIFO blocks until start; whether it can be opened at all is checked now, while
+	// there is still someone to tell.
+	if err := unix.Faccessat(int(fifoDir.Fd()), fifoName, unix.W_OK, unix.AT_EACCESS); err != nil {
+		return fmt.Errorf("the start FIFO cannot be opened by the container's root: %w", err)
+	}
 	if err := nsexec.WriteJSON(conn, message{Type: msgReady}); err != nil {
 		return err
 	}

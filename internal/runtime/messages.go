@@ -37,25 +37,27 @@ const (
 // initConfig is everything the container half needs, sent once the process is in its namespaces.
 // Descriptor numbers are as the container process sees them; -1 means none.
 type initConfig struct {
-	Mode         string            `json:"mode"`
-	Spec         json.RawMessage   `json:"spec,omitempty"`    // init: config.json as validated
-	Process      *specs.Process    `json:"process,omitempty"` // exec: the process to run
-	Rootfs       string            `json:"rootfs,omitempty"`
-	Bundle       string            `json:"bundle,omitempty"`
-	NoPivot      bool              `json:"noPivot,omitempty"`
-	NoNewKeyring bool              `json:"noNewKeyring,omitempty"`
-	NewMountNS   bool              `json:"newMountNS,omitempty"`
-	CgroupNS     bool              `json:"cgroupNS,omitempty"`
-	Cgroups      map[string]string `json:"cgroups,omitempty"`
-	ConsoleFD    int               `json:"consoleFD"`
-	FifoDirFD    int               `json:"fifoDirFD"`
-	PreserveFDs  int               `json:"preserveFDs"`
-	IDMapFDs     map[string]int    `json:"idmapFDs,omitempty"` // mount destination → user namespace descriptor
-	Hooks        bool              `json:"hooks,omitempty"`
-	SELinux      bool              `json:"selinux,omitempty"`
-	Filter       []unix.SockFilter `json:"filter,omitempty"`
-	FilterFlags  uint              `json:"filterFlags,omitempty"`
-	FilterNotify bool              `json:"filterNotify,omitempty"`
+	Mode          string            `json:"mode"`
+	Spec          json.RawMessage   `json:"spec,omitempty"`    // init: config.json as validated
+	Process       *specs.Process    `json:"process,omitempty"` // exec: the process to run
+	Rootfs        string            `json:"rootfs,omitempty"`
+	Bundle        string            `json:"bundle,omitempty"`
+	NoPivot       bool              `json:"noPivot,omitempty"`
+	NoNewKeyring  bool              `json:"noNewKeyring,omitempty"`
+	MountNS       bool              `json:"mountNS,omitempty"`       // the container has a mount namespace (new or joined)
+	MountNSJoined bool              `json:"mountNSJoined,omitempty"` // the mount namespace is joined by path
+	SourceFDs     map[int]int       `json:"sourceFDs,omitempty"`     // mount index → detached clone of a bind source (user namespaces)
+	CgroupNS      bool              `json:"cgroupNS,omitempty"`
+	Cgroups       map[string]string `json:"cgroups,omitempty"`
+	ConsoleFD     int               `json:"consoleFD"`
+	FifoDirFD     int               `json:"fifoDirFD"`
+	PreserveFDs   int               `json:"preserveFDs"`
+	IDMapFDs      map[string]int    `json:"idmapFDs,omitempty"` // mount destination → user namespace descriptor
+	Hooks         bool              `json:"hooks,omitempty"`
+	SELinux       bool              `json:"selinux,omitempty"`
+	Filter        []unix.SockFilter `json:"filter,omitempty"`
+	FilterFlags   uint              `json:"filterFlags,omitempty"`
+	FilterNotify  bool              `json:"filterNotify,omitempty"`
 	// SeccompFD is a connection to linux.seccomp.listenerPath, made by the runtime half, over which the
 	// container half sends the notification listener once it has one.
 	SeccompFD       int    `json:"seccompFD"`

@@ -52,32 +52,58 @@ func doMount(src, dst, fstype string, flags uintptr, data string) error {
 }
 
 // prepare does everything up to pivot_root: propagation, the rootfs bind, the spec's mounts and the
-// device nodes.
-func (b *rootfsBuilder) prepare() error {
+// device nodes. Without a mount namespace of its own (hostNS), the container shares the runtime's:
+// the host's propagation is left alone, and the mounts made here are the host's to see (delete
+// removes them).
+func (b *rootfsBuilder) prepare(hostNS bool) error {
 	l := b.spec.Linux
-	flag := uintptr(unix.MS_SLAVE | unix.MS_REC)
-	if p := l.RootfsPropagation; p != "" {
-		flag = propagationFlags[p]
+	shared := strings.HasSuffix(l.RootfsPropagation, "shared")
+	if !hostNS {
+		// Until pivot_root, nothing done here may reach the host: slave, except when the spec wants
+		// mounts shared with the host (rshared volumes), which then keeps the peer groups. The spec's
+		// own propagation is applied to the new root afterwards.
+		flag := uintptr(unix.MS_SLAVE | unix.MS_REC)
+		if shared {
+			flag = propagationFlags[l.RootfsPropagation]
+		}
+		if err := doMount("", "/", "", flag, ""); err != nil {
+			return fmt.Errorf("linux.rootfsPropagation: %w", err)
+		}
 	}
-	if err := doMount("", "/", "", flag, ""); err != nil {
-		return fmt.Errorf("linux.rootfsPropagation: %w", err)
+	// The rootfs is reached without its path: the runtime started this process in it, and unsharing
+	// the mount namespace moved the cwd to the same directory in the new namespace's tree. In a new
+	// user namespace the path may run through directories (such as /root) that the container's root
+	// may not search. Only a joined mount namespace, which resets the cwd, needs the path.
+	var rootfd int
+	var err error
+	if b.cfg.MountNSJoined {
+		rootfd, err = unix.Open(b.cfg.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	} else {
+		rootfd, err = unix.Open(".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	}
-	if flag&unix.MS_SHARED != 0 {
+	if err != nil {
+		return fmt.Errorf("root.path %s: %w", b.cfg.Rootfs, err)
+	}
+	defer unix.Close(rootfd)
+	if shared {
 		// pivot_root refuses a new root whose parent mount is shared.
-		if err := makeParentPrivate(b.cfg.Rootfs); err != nil {
+		if err := makeParentPrivate(rootfd); err != nil {
 			return err
 		}
 	}
-	if err := doMount(b.cfg.Rootfs, b.cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("root.path: %w", err)
-	}
-	root, err := os.OpenFile(b.cfg.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	// A recursive clone of the rootfs, moved onto itself, makes it a mount point for pivot_root; the
+	// clone's descriptor is then the handle on the new root.
+	tree, err := unix.OpenTree(rootfd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)
 	if err != nil {
-		return fmt.Errorf("root.path: %w", err)
+		return fmt.Errorf("root.path: clone %s: %w", b.cfg.Rootfs, err)
 	}
-	b.root = root
+	if err := unix.MoveMount(tree, "", rootfd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		unix.Close(tree)
+		return fmt.Errorf("root.path: bind %s: %w", b.cfg.Rootfs, err)
+	}
+	b.root = os.NewFile(uintptr(tree), b.cfg.Rootfs)
 	for i, m := range b.spec.Mounts {
-		if err := b.mountOne(m); err != nil {
+		if err := b.mountOne(i, m); err != nil {
 			return fmt.Errorf("mounts[%d] (%s on %s): %w", i, m.Type, m.Destination, err)
 		}
 	}
@@ -89,46 +115,51 @@ func (b *rootfsBuilder) prepare() error {
 	return nil
 }
 
-// makeParentPrivate makes the mount holding path private in this namespace.
-func makeParentPrivate(path string) error {
-	mp, err := mountPointOf(path)
+// makeParentPrivate makes the mount holding the directory fd private in this namespace. It walks up
+// with ".." from the descriptor, so that no path needs to be searchable.
+func makeParentPrivate(fd int) error {
+	cur, err := unix.Dup(fd)
 	if err != nil {
 		return err
 	}
-	if err := doMount("", mp, "", unix.MS_PRIVATE, ""); err != nil {
+	defer func() { unix.Close(cur) }()
+	var st unix.Statx_t
+	if err := unix.Statx(cur, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &st); err != nil {
+		return fmt.Errorf("statx rootfs: %w", err)
+	}
+	id := st.Mnt_id
+	for {
+		parent, err := unix.Openat(cur, "..", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open ..: %w", err)
+		}
+		if err := unix.Statx(parent, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID|unix.STATX_INO, &st); err != nil {
+			unix.Close(parent)
+			return fmt.Errorf("statx ..: %w", err)
+		}
+		var self unix.Statx_t
+		_ = unix.Statx(cur, "", unix.AT_EMPTY_PATH, unix.STATX_INO, &self)
+		if st.Mnt_id != id || (st.Ino == self.Ino && st.Dev_major == self.Dev_major && st.Dev_minor == self.Dev_minor) {
+			// cur is the root of its mount (or of the whole tree).
+			unix.Close(parent)
+			break
+		}
+		unix.Close(cur)
+		cur = parent
+	}
+	if err := doMount("", fmt.Sprintf("/proc/self/fd/%d", cur), "", unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make the mount holding the rootfs private: %w", err)
 	}
 	return nil
 }
 
-// mountPointOf finds the mount point under which path lives, by walking up until the mount id changes.
-func mountPointOf(path string) (string, error) {
-	var st unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_MNT_ID, &st); err != nil {
-		return "", fmt.Errorf("statx %s: %w", path, err)
-	}
-	id := st.Mnt_id
-	cur := filepath.Clean(path)
-	for cur != "/" {
-		parent := filepath.Dir(cur)
-		if err := unix.Statx(unix.AT_FDCWD, parent, 0, unix.STATX_MNT_ID, &st); err != nil {
-			return "", fmt.Errorf("statx %s: %w", parent, err)
-		}
-		if st.Mnt_id != id {
-			return cur, nil
-		}
-		cur = parent
-	}
-	return "/", nil
-}
-
-func (b *rootfsBuilder) mountOne(m specs.Mount) error {
+func (b *rootfsBuilder) mountOne(i int, m specs.Mount) error {
 	opts, err := mount.Parse(m.Options)
 	if err != nil {
 		return err
 	}
 	if opts.Bind() || m.Type == "bind" {
-		return b.bindMount(m, opts)
+		return b.bindMount(i, m, opts)
 	}
 	switch m.Type {
 	case "cgroup", "cgroup2":
@@ -177,10 +208,16 @@ func (b *rootfsBuilder) labelOption(fstype string) []string {
 	return []string{"context=\"" + label + "\""}
 }
 
-func (b *rootfsBuilder) bindMount(m specs.Mount, opts *mount.Options) error {
+func (b *rootfsBuilder) bindMount(i int, m specs.Mount, opts *mount.Options) error {
 	src := m.Source
 	if !filepath.IsAbs(src) {
 		src = filepath.Join(b.cfg.Bundle, src)
+	}
+	clone, detached := b.cfg.SourceFDs[i]
+	if detached {
+		// A detached clone the runtime made, for a user namespace that could not reach the source
+		// by path; it is moved into place rather than bound.
+		src = fmt.Sprintf("/proc/self/fd/%d", clone)
 	}
 	st, err := os.Stat(src)
 	if err != nil {
@@ -196,7 +233,11 @@ func (b *rootfsBuilder) bindMount(m specs.Mount, opts *mount.Options) error {
 		return err
 	}
 	defer dst.Close()
-	if opts.IDMap {
+	if detached {
+		if err := unix.MoveMount(clone, "", unix.AT_FDCWD, pathrs.ProcPath(dst), unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return fmt.Errorf("move the source's clone into place: %w", err)
+		}
+	} else if opts.IDMap {
 		fd, ok := b.cfg.IDMapFDs[m.Destination]
 		if !ok {
 			return fmt.Errorf("idmap: no user namespace was prepared for %s", m.Destination)
@@ -551,13 +592,20 @@ func (b *rootfsBuilder) bindDevice(d specs.LinuxDevice, parent *os.File, name st
 	return doMount(d.Path, pathrs.ProcPath(target), "", unix.MS_BIND, "")
 }
 
-// pivot makes the rootfs the process's root and drops the host's tree from this mount namespace.
-func pivot(rootfs string, noPivot bool) error {
-	if noPivot {
-		if err := unix.Chdir(rootfs); err != nil {
-			return fmt.Errorf("chdir %s: %w", rootfs, err)
+// pivot makes the rootfs (the descriptor root) the process's root and drops the host's tree from
+// this mount namespace. Without a mount namespace of its own it can only chroot.
+func pivot(root *os.File, noPivot, hostNS bool) error {
+	if err := unix.Fchdir(int(root.Fd())); err != nil {
+		return fmt.Errorf("chdir to the rootfs: %w", err)
+	}
+	if hostNS {
+		if err := unix.Chroot("."); err != nil {
+			return fmt.Errorf("chroot: %w", err)
 		}
-		if err := doMount(rootfs, "/", "", unix.MS_MOVE, ""); err != nil {
+		return unix.Chdir("/")
+	}
+	if noPivot {
+		if err := doMount(".", "/", "", unix.MS_MOVE, ""); err != nil {
 			return err
 		}
 		if err := unix.Chroot("."); err != nil {
@@ -570,18 +618,10 @@ func pivot(rootfs string, noPivot bool) error {
 		return fmt.Errorf("open /: %w", err)
 	}
 	defer unix.Close(oldroot)
-	newroot, err := unix.Open(rootfs, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", rootfs, err)
-	}
-	defer unix.Close(newroot)
-	if err := unix.Fchdir(newroot); err != nil {
-		return fmt.Errorf("chdir to the rootfs: %w", err)
-	}
 	// pivot_root(".", ".") stacks the old root under the new one, which spares a temporary directory
 	// in the image; the old root is then unmounted from under us.
 	if err := unix.PivotRoot(".", "."); err != nil {
-		return fmt.Errorf("pivot_root %s: %w", rootfs, err)
+		return fmt.Errorf("pivot_root: %w", err)
 	}
 	if err := unix.Fchdir(oldroot); err != nil {
 		return fmt.Errorf("chdir to the old root: %w", err)
@@ -598,9 +638,9 @@ func pivot(rootfs string, noPivot bool) error {
 
 // finalize applies what must be done from inside the new root: propagation of /, masked and
 // read-only paths, and a read-only root.
-func finalizeRootfs(spec *specs.Spec) error {
+func finalizeRootfs(spec *specs.Spec, hostNS bool) error {
 	l := spec.Linux
-	if p := l.RootfsPropagation; p != "" {
+	if p := l.RootfsPropagation; p != "" && !hostNS {
 		if err := doMount("", "/", "", propagationFlags[p], ""); err != nil {
 			return fmt.Errorf("linux.rootfsPropagation: %w", err)
 		}

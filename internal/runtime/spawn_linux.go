@@ -23,6 +23,8 @@ type spawnConfig struct {
 	boot  nsexec.Bootstrap
 	init  *initConfig
 	stdio [3]*os.File
+	// dir is the working directory the process starts in.
+	dir string
 	// preserve passes the runtime's descriptors 3..3+preserve-1 through unchanged.
 	preserve int
 	// extra are passed after the sync socket; the init config refers to them by number, so
@@ -98,6 +100,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	}
 	proc, err := os.StartProcess(exe.Path(), []string{"berth-runtime", "init"}, &os.ProcAttr{
 		Env:   []string{nsexec.EnvSyncFD + "=" + strconv.Itoa(syncFD)},
+		Dir:   cfg.dir,
 		Files: files,
 	})
 	if err != nil {
