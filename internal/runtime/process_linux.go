@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -90,7 +91,15 @@ func (e *execProcess) prepare() error {
 	}
 	for _, r := range p.Rlimits {
 		lim := &unix.Rlimit{Cur: r.Soft, Max: r.Hard}
-		if err := unix.Prlimit(0, rlimitResources[r.Type], lim, nil); err != nil {
+		var err error
+		if r.Type == "RLIMIT_NOFILE" {
+			// Through package syscall, which then stops syscall.Exec from putting back the soft limit
+			// the Go runtime raised for itself at start.
+			err = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: r.Soft, Max: r.Hard})
+		} else {
+			err = unix.Prlimit(0, rlimitResources[r.Type], lim, nil)
+		}
+		if err != nil {
 			var cur unix.Rlimit
 			_ = unix.Prlimit(0, rlimitResources[r.Type], nil, &cur)
 			if errors.Is(err, unix.EPERM) && r.Hard > cur.Max {
@@ -269,7 +278,9 @@ func (e *execProcess) execute() error {
 			return err
 		}
 	}
-	err := unix.Exec(e.path, p.Args, e.env)
+	// syscall.Exec, not unix.Exec: it restores the soft RLIMIT_NOFILE that the Go runtime raised for
+	// itself, so that the container does not inherit it.
+	err := syscall.Exec(e.path, p.Args, e.env)
 	return fmt.Errorf("exec %s: %w", e.path, err)
 }
 
