@@ -1,4 +1,10 @@
 // Command berth-runtime is berth's OCI runtime, with runc's command line.
+//
+// The Go runtime's cgroup-aware GOMAXPROCS reads (and keeps open) the host's cgroup files at every
+// start: a cost on the hot path, and host descriptors in a process that becomes a container's init.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (

@@ -36,7 +36,17 @@ func EnsureFile(root *os.File, path string, mode os.FileMode) (*os.File, error) 
 	return ensure(root, path, mode, true)
 }
 
+// maxLinks bounds the symlinks followed while creating, as the kernel bounds them while resolving.
+const maxLinks = 40
+
 func ensure(root *os.File, path string, mode os.FileMode, file bool) (*os.File, error) {
+	return ensureDepth(root, path, mode, file, 0)
+}
+
+func ensureDepth(root *os.File, path string, mode os.FileMode, file bool, depth int) (*os.File, error) {
+	if depth > maxLinks {
+		return nil, &os.PathError{Op: "create", Path: filepath.Join(root.Name(), path), Err: unix.ELOOP}
+	}
 	rel := clean(path)
 	if f, err := Open(root, rel, unix.O_PATH|unix.O_CLOEXEC); err == nil {
 		if !file {
@@ -67,7 +77,21 @@ func ensure(root *os.File, path string, mode os.FileMode, file bool) (*os.File, 
 		last := i == len(parts)-1
 		fd, err := openat2(int(root.Fd()), prefix, unix.O_PATH|unix.O_CLOEXEC)
 		if errors.Is(err, unix.ENOENT) {
-			if last && file {
+			if target, ok := danglingLink(parent, part); ok {
+				// A symlink to something missing: create its target (inside the root, however the
+				// link is written), as mkdir -p would through a symlink.
+				dest := target
+				if !filepath.IsAbs(target) {
+					dest = filepath.Join("/", strings.Join(parts[:i], "/"), target)
+				}
+				f, lerr := ensureDepth(root, dest, mode, last && file, depth+1)
+				if lerr != nil {
+					unix.Close(parent)
+					return nil, lerr
+				}
+				f.Close()
+				fd, err = openat2(int(root.Fd()), prefix, unix.O_PATH|unix.O_CLOEXEC)
+			} else if last && file {
 				var cfd int
 				cfd, err = unix.Openat(parent, part, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, uint32(mode.Perm()))
 				if err == nil {
@@ -80,7 +104,9 @@ func ensure(root *os.File, path string, mode os.FileMode, file bool) (*os.File, 
 				unix.Close(parent)
 				return nil, &os.PathError{Op: "create", Path: filepath.Join(root.Name(), prefix), Err: err}
 			}
-			fd, err = openat2(int(root.Fd()), prefix, unix.O_PATH|unix.O_CLOEXEC)
+			if err == nil || errors.Is(err, unix.EEXIST) {
+				fd, err = openat2(int(root.Fd()), prefix, unix.O_PATH|unix.O_CLOEXEC)
+			}
 		}
 		unix.Close(parent)
 		if err != nil {
@@ -89,6 +115,20 @@ func ensure(root *os.File, path string, mode os.FileMode, file bool) (*os.File, 
 		parent = fd
 	}
 	return os.NewFile(uintptr(parent), filepath.Join(root.Name(), rel)), nil
+}
+
+// danglingLink reports whether name in dir is a symlink, and its target.
+func danglingLink(dir int, name string) (string, bool) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return "", false
+	}
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dir, name, buf)
+	if err != nil || n == 0 {
+		return "", false
+	}
+	return string(buf[:n]), true
 }
 
 // ProcPath names the file an O_PATH descriptor refers to, for syscalls that take a path (mount(2)).

@@ -90,11 +90,12 @@ func needRoot(t *testing.T) {
 type env struct {
 	t    *testing.T
 	root string
+	bin  string // the runtime binary to run (runtimeBin unless a test uses a copy)
 }
 
 func newEnv(t *testing.T) *env {
 	needRoot(t)
-	return &env{t: t, root: t.TempDir()}
+	return &env{t: t, root: t.TempDir(), bin: runtimeBin}
 }
 
 func randomID(prefix string) string {
@@ -122,7 +123,7 @@ func (e *env) rtIn(dir string, stdin []byte, args ...string) result {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, runtimeBin, append([]string{"--root", e.root}, args...)...)
+	cmd := exec.CommandContext(ctx, e.bin, append([]string{"--root", e.root}, args...)...)
 	cmd.Dir = dir
 	// Files, not pipes: a container started by create or run -d inherits the runtime's stdio and
 	// would keep a pipe open, and Wait with it, until it exits.

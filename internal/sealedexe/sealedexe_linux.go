@@ -1,7 +1,6 @@
 package sealedexe
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -99,6 +98,3 @@ func memfdCopy(path string) (int, error) {
 	unix.CloseOnExec(nfd)
 	return nfd, nil
 }
-
-// ErrNotSealed is returned by Check when a descriptor's file can be opened for writing.
-var ErrNotSealed = errors.New("executable is writable")

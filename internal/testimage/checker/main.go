@@ -1,6 +1,12 @@
 // Command checker looks at a container from the inside and prints what it finds, one fact per line,
 // for the runtime's integration tests. It is compiled statically by the tests and copied into the
 // rootfs; it never changes anything except where a subcommand says it tries to.
+//
+// The Go runtime must not hold cgroup files open (it does by default, to follow CPU limits): the
+// fds command would report them.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (
