@@ -12,3 +12,42 @@ all: build
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=1 $(GO) build -trimpath $(STATIC) -o $(BIN)/berth-runtime ./cmd/berth-runtime
+
+# ---- setup, tests, conformance, benchmarks, demo (see README.md)
+.PHONY: deps test unit integration conformance conformance-quick lint bench demo clean
+deps:
+	@scripts/install-deps.sh
+
+# make test: unit tests without root (-race), integration tests as root against the real kernel,
+# and a quick pass of the conformance suite.
+test: deps build lint unit integration conformance-quick
+
+unit:
+	@echo "== unit tests (no root, -race)"
+	scripts/unit-tests.sh
+
+integration:
+	@echo "== integration tests (root, real kernel)"
+	$(GO) test -count=1 -timeout 20m ./...
+
+conformance-quick: build
+	@echo "== conformance (quick)"
+	scripts/conformance/runtime-tools.sh --quick
+
+conformance: build
+	scripts/conformance/runtime-tools.sh
+
+lint:
+	@echo "== lint"
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+bench: build
+	scripts/bench/runtime.sh
+
+demo: deps build
+	scripts/demo.sh
+
+clean:
+	rm -rf $(BIN) .cache

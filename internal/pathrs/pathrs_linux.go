@@ -84,7 +84,11 @@ func ensureDepth(root *os.File, path string, mode os.FileMode, file bool, depth 
 				if !filepath.IsAbs(target) {
 					dest = filepath.Join("/", strings.Join(parts[:i], "/"), target)
 				}
-				f, lerr := ensureDepth(root, dest, mode, last && file, depth+1)
+				dmode := mode
+				if !last {
+					dmode = 0o755
+				}
+				f, lerr := ensureDepth(root, dest, dmode, last && file, depth+1)
 				if lerr != nil {
 					unix.Close(parent)
 					return nil, lerr
@@ -98,7 +102,11 @@ func ensureDepth(root *os.File, path string, mode os.FileMode, file bool, depth 
 					unix.Close(cfd)
 				}
 			} else {
-				err = unix.Mkdirat(parent, part, uint32(mode.Perm()))
+				dirMode := uint32(0o755)
+				if last {
+					dirMode = uint32(mode.Perm())
+				}
+				err = unix.Mkdirat(parent, part, dirMode)
 			}
 			if err != nil && !errors.Is(err, unix.EEXIST) {
 				unix.Close(parent)

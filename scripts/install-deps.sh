@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# install-deps.sh - install what building, testing and benchmarking berth needs on Debian 12, as root.
+# Idempotent: packages already present are not touched, so it is quick after the first run.
+set -euo pipefail
+export PATH=/usr/local/go/bin:$PATH
+
+pkgs=(
+  build-essential libc6-dev      # cgo: berth-runtime links its namespace constructor statically
+  busybox-static                 # root filesystems for tests, benchmarks and the demo
+  jq hyperfine time util-linux procps iproute2
+  runc crun                      # the anchors the runtime is measured against
+  containerd podman conmon       # real clients that drive berth-runtime in integration tests
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: apt-get install ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || true
+  for i in 1 2 3 4 5; do
+    if apt-get install -y -qq --no-install-recommends "${missing[@]}"; then break; fi
+    echo "install-deps: apt-get failed (dpkg lock?), retry $i" >&2
+    sleep 10
+  done
+fi
+command -v go >/dev/null || { echo "install-deps: Go not found at /usr/local/go/bin" >&2; exit 1; }
+# Go modules and the pinned tools (staticcheck, the conformance suites) come through the module proxy.
+go mod download
