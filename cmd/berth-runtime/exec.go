@@ -62,7 +62,11 @@ func cmdExec(ctx context.Context, g *globals, args []string) error {
 		if len(rest) < 2 {
 			return usagef("a command (or --process) is required")
 		}
-		base := c.Spec().Process
+		spec, err := c.Spec()
+		if err != nil {
+			return err
+		}
+		base := spec.Process
 		if base == nil {
 			base = &specs.Process{Cwd: "/"}
 		}

@@ -63,6 +63,9 @@ func main() {
 	if runtime.IsContainerProcess() {
 		runtime.ContainerMain()
 	}
+	if os.Getenv("BERTH_TRACE") != "" {
+		fmt.Fprintf(os.Stderr, "TRACE %d main %d\n", os.Getpid(), time.Now().UnixMicro())
+	}
 	os.Exit(realMain(os.Args[1:]))
 }
 

@@ -7,8 +7,14 @@
 //
 // Protocol on the sync socket (frames are a 4-byte little-endian length and a body):
 //   runtime -> here: one frame of text lines:
+//     cgtask <path>           move this (single-threaded) process into a cgroup v1 hierarchy by writing
+//                             "0" to its tasks file: a thread moving itself skips the global lock whose
+//                             RCU grace period costs every cgroup.procs write milliseconds
+//     cgfd <fd>               fork into this cgroup v2 directory with clone3(CLONE_INTO_CGROUP), for the
+//                             same reason (the fork then always happens)
 //     join <type> <path>      setns into an existing namespace (user first, then in the given order)
 //     unshare <flags>         unshare(2) these CLONE_NEW* flags (user first, with uid/gid maps written by the runtime)
+//     cgroupns                unshare a cgroup namespace in the process that goes on, once it is in its cgroups
 //     timens <clock> <s> <ns> offsets for a new time namespace (monotonic or boottime)
 //   here -> runtime: JSON frames
 //     {"type":"usermap","pid":N}   after unshare(CLONE_NEWUSER): the runtime writes the maps and answers with any frame
@@ -32,6 +38,19 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
+#include <linux/types.h>
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+// struct clone_args as of Linux 5.7 (CLONE_ARGS_SIZE_VER2).
+struct berth_clone_args {
+	__u64 flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -185,7 +204,7 @@ __attribute__((constructor)) static void berth_nsexec(void)
 	read_frame(boot, sizeof(boot));
 
 	static struct join joins[MAX_JOIN];
-	int njoin = 0, unshare_flags = 0;
+	int njoin = 0, unshare_flags = 0, cgfd = -1, cgroupns = 0;
 	char timens[512] = "";
 
 	for (char *line = strtok(boot, "\n"); line != NULL; line = strtok(NULL, "\n")) {
@@ -202,6 +221,18 @@ __attribute__((constructor)) static void berth_nsexec(void)
 			if (ns_flag(j->type) == 0)
 				fail("nsexec: unknown namespace type %s", j->type);
 			njoin++;
+		} else if (strncmp(line, "cgtask ", 7) == 0) {
+			const char *path = line + 7;
+			int fd = open(path, O_WRONLY | O_CLOEXEC);
+			if (fd < 0)
+				fail("join cgroup: open %s: %s", path, strerror(errno));
+			if (write(fd, "0", 1) != 1)
+				fail("join cgroup: write %s: %s", path, strerror(errno));
+			close(fd);
+		} else if (strncmp(line, "cgfd ", 5) == 0) {
+			cgfd = (int)strtol(line + 5, NULL, 10);
+		} else if (strcmp(line, "cgroupns") == 0) {
+			cgroupns = 1;
 		} else if (strncmp(line, "unshare ", 8) == 0) {
 			unshare_flags = (int)strtol(line + 8, NULL, 10);
 		} else if (strncmp(line, "timens ", 7) == 0) {
@@ -262,10 +293,14 @@ __attribute__((constructor)) static void berth_nsexec(void)
 		fail("unshare namespaces 0x%x: %s", rest, strerror(errno));
 	if (rest & (CLONE_NEWPID | CLONE_NEWTIME))
 		forks = 1;
+	if (cgfd >= 0)
+		forks = 1;
 	if (timens[0] != '\0')
 		write_file("/proc/self/timens_offsets", timens);
 
 	if (!forks) {
+		if (cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+			fail("unshare cgroup namespace: %s", strerror(errno));
 		char body[64];
 		snprintf(body, sizeof(body), "{\"type\":\"pid\",\"pid\":%d}", (int)getpid());
 		send_frame(body);
@@ -276,12 +311,30 @@ __attribute__((constructor)) static void berth_nsexec(void)
 	int gate[2];
 	if (pipe2(gate, O_CLOEXEC) < 0)
 		fail("pipe: %s", strerror(errno));
-	long child = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
-	if (child < 0)
-		fail("clone: %s", strerror(errno));
+	long child;
+	if (cgfd >= 0) {
+		struct berth_clone_args args;
+		memset(&args, 0, sizeof(args));
+		// With CLONE_PARENT, clone3 wants no exit signal: the child inherits this process's (SIGCHLD).
+		args.flags = CLONE_PARENT | CLONE_INTO_CGROUP;
+		args.exit_signal = 0;
+		args.cgroup = (__u64)cgfd;
+		child = syscall(SYS_clone3, &args, sizeof(args));
+		if (child < 0)
+			fail("clone3 into cgroup: %s", strerror(errno));
+	} else {
+		child = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+		if (child < 0)
+			fail("clone: %s", strerror(errno));
+	}
 	if (child == 0) {
 		char c;
 		close(gate[1]);
+		if (cgfd >= 0)
+			close(cgfd);
+		// Now in every cgroup, this process roots its cgroup namespace there.
+		if (cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+			fail("unshare cgroup namespace: %s", strerror(errno));
 		while (read(gate[0], &c, 1) < 0 && errno == EINTR)
 			;
 		close(gate[0]);

@@ -43,13 +43,23 @@ type Container struct {
 	rec *record
 	// master is the terminal's master when the runtime created the container attached.
 	master *os.File
+	spec   *specs.Spec // decoded from rec.Spec on first use
 }
 
 // ID returns the container's id.
 func (c *Container) ID() string { return c.rec.ID }
 
 // Spec returns the configuration the container was created with (resources as last updated).
-func (c *Container) Spec() *specs.Spec { return c.rec.Spec }
+func (c *Container) Spec() (*specs.Spec, error) {
+	if c.spec == nil {
+		var s specs.Spec
+		if err := json.Unmarshal(c.rec.Spec, &s); err != nil {
+			return nil, fmt.Errorf("container %q: stored config: %w", c.rec.ID, err)
+		}
+		c.spec = &s
+	}
+	return c.spec, nil
+}
 
 // Pid returns the pid of the container's init, or 0 once it has stopped.
 func (c *Container) Pid() int {
@@ -149,7 +159,7 @@ func (c *Container) State() *StateInfo {
 	return &StateInfo{
 		State: specs.State{
 			Version: specs.Version, ID: c.rec.ID, Status: specs.ContainerState(st), Pid: pid,
-			Bundle: c.rec.Bundle, Annotations: c.rec.Spec.Annotations,
+			Bundle: c.rec.Bundle, Annotations: c.rec.Annotations,
 		},
 		Rootfs: c.rec.Rootfs, Created: c.rec.Created, Owner: c.rec.Owner,
 	}

@@ -46,10 +46,12 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	if err != nil {
 		return nil, err
 	}
+	trace("create-begin")
 	spec, raw, err := LoadSpec(bundle)
 	if err != nil {
 		return nil, err
 	}
+	trace("spec-loaded")
 	rootfs := spec.Root.Path
 	if !filepath.IsAbs(rootfs) {
 		rootfs = filepath.Join(bundle, rootfs)
@@ -94,9 +96,10 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	}
 	rec := &record{
 		ID: o.ID, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Owner: ownerName(),
-		Creating: true, Spec: spec, NoPivot: o.NoPivot, Systemd: r.SystemdCgroup,
+		Creating: true, Spec: raw, NoPivot: o.NoPivot, Systemd: r.SystemdCgroup,
 	}
-	c = &Container{rt: r, dir: dir, rec: rec}
+	rec.summarize(spec)
+	c = &Container{rt: r, dir: dir, rec: rec, spec: spec}
 	var ch *child
 	defer func() {
 		if err == nil {
@@ -121,6 +124,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	if err := writeRecord(dir, rec); err != nil {
 		return c, err
 	}
+	trace("record-written")
 	if err := cg.Create(); err != nil {
 		return c, fmt.Errorf("create cgroups: %w", err)
 	}
@@ -133,6 +137,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 			r.log().Warn(w)
 		}
 	}
+	trace("cgroups-set")
 	if err := unix.Mkfifo(filepath.Join(dir, fifoName), 0o600); err != nil {
 		return c, fmt.Errorf("create the start FIFO: %w", err)
 	}
@@ -219,6 +224,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	}
 	ch, err = spawn(&spawnConfig{
 		boot: boot, init: initCfg, stdio: stdio, preserve: o.PreserveFDs, extra: extra, cgroups: cg, dir: rootfs,
+		userns: ns.has(specs.UserNamespace),
 		uidMap: spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
 		setFDs: func(first int) {
 			initCfg.FifoDirFD = first
@@ -250,6 +256,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	if err != nil {
 		return c, err
 	}
+	trace("spawned")
 	rec.Pid, rec.PidStart = ch.pid, ch.start
 	if err := writeRecord(dir, rec); err != nil {
 		return c, err
@@ -271,6 +278,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	if err != nil {
 		return c, err
 	}
+	trace("ready")
 	ch.conn.Close()
 	if keep != nil {
 		if c.master, err = console.RecvFile(keep); err != nil {
@@ -340,8 +348,8 @@ func hostRoot(s *specs.Spec) (uid, gid int) {
 	return uid, gid
 }
 
-func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
-	for _, n := range s.Linux.Namespaces {
+func hasNamespace(list []specs.LinuxNamespace, t specs.LinuxNamespaceType) bool {
+	for _, n := range list {
 		if n.Type == t {
 			return true
 		}
@@ -372,6 +380,11 @@ func bootstrapFor(spec *specs.Spec, ns namespaces) (nsexec.Bootstrap, error) {
 	for _, n := range spec.Linux.Namespaces {
 		if n.Path != "" {
 			b.Joins = append(b.Joins, nsexec.Join{Type: n.Type, Path: n.Path})
+			continue
+		}
+		if n.Type == specs.CgroupNamespace {
+			// Created once the process is in its cgroups, which become the namespace's root.
+			b.CgroupNS = true
 			continue
 		}
 		flag, _ := nsexec.CloneFlag(n.Type)
@@ -442,7 +455,7 @@ func writePidFile(path string, pid int) error {
 // processes outlive the init), cgroups and the state directory. It is idempotent.
 func (c *Container) destroy(ctx context.Context) error {
 	var errs []error
-	if c.rec.Spec != nil && c.rec.Spec.Linux != nil && !hasNamespace(c.rec.Spec, specs.MountNamespace) && c.rec.Pid != 0 {
+	if !hasNamespace(c.rec.Namespaces, specs.MountNamespace) && c.rec.Pid != 0 {
 		// Sharing the runtime's mount namespace, the container's mounts are the host's: they do not
 		// go away with its processes. They all hang below the rootfs clone, which goes in one piece.
 		if err := unix.Unmount(c.rec.Rootfs, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {

@@ -51,7 +51,10 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 	if err := checkLSM(p); err != nil {
 		return nil, err
 	}
-	spec := c.rec.Spec
+	spec, err := c.Spec()
+	if err != nil {
+		return nil, err
+	}
 	initCfg := &initConfig{
 		Mode: modeExec, Process: p, Rootfs: c.rec.Rootfs, Bundle: c.rec.Bundle,
 		ConsoleFD: -1, FifoDirFD: -1, SeccompFD: -1,
@@ -108,6 +111,7 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 	}
 	ch, err := spawn(&spawnConfig{
 		boot: boot, init: initCfg, stdio: stdio, preserve: o.PreserveFDs, extra: extra, cgroups: c.cgroups(),
+		userns:      hasNamespace(spec.Linux.Namespaces, specs.UserNamespace),
 		initialCPUs: initial,
 		setFDs: func(first int) {
 			if consoleIdx >= 0 {

@@ -12,27 +12,65 @@ import (
 	"github.com/berth-dev/berth/internal/console"
 )
 
+// forwarded are the signals an attached runtime relays to its container. Listing them (rather than
+// asking for every signal) matters: package signal hands each enabled signal to a helper thread, and
+// on a VM whose idle CPUs halt, every such hand-off costs a wake-up.
+var forwarded = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
+	unix.SIGALRM, unix.SIGABRT, unix.SIGCONT, unix.SIGPWR,
+}
+
+// relay receives the signals to forward. It is set up in the background, while the container is
+// being created, so that its cost is hidden.
+type relay struct {
+	ch    chan os.Signal
+	ready chan struct{}
+}
+
+func startRelay() *relay {
+	r := &relay{ch: make(chan os.Signal, 64), ready: make(chan struct{})}
+	go func() {
+		signal.Notify(r.ch, forwarded...)
+		close(r.ready)
+	}()
+	return r
+}
+
+func (r *relay) stop() {
+	<-r.ready
+	signal.Stop(r.ch)
+}
+
 // Run creates and starts a container. Unless detach is set, it then stays attached: it relays
 // signals (and the terminal, when the runtime holds it), waits for the init to exit, deletes the
 // container and returns the init's exit status.
 func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, error) {
 	o.attach = !detach
+	var rl *relay
+	if !detach {
+		rl = startRelay()
+		defer rl.stop()
+	}
 	c, err := r.Create(ctx, o)
 	if err != nil {
 		return -1, err
 	}
+	trace("created")
 	if err := c.Start(ctx); err != nil {
 		_ = c.Delete(ctx, true)
 		return -1, err
 	}
+	trace("started")
 	if detach {
 		return 0, nil
 	}
 	proc := &Process{Pid: c.rec.Pid, start: c.rec.PidStart, master: c.master}
-	code, err := proc.attach(c.signalInit)
+	code, err := proc.attach(rl, c.signalInit)
+	trace("exited")
 	if derr := c.Delete(ctx, true); err == nil {
 		err = derr
 	}
+	trace("deleted")
 	return code, err
 }
 
@@ -40,18 +78,37 @@ func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, e
 // status.
 func (c *Container) ExecAttached(ctx context.Context, o ExecOptions) (int, error) {
 	o.attach = true
+	rl := startRelay()
+	defer rl.stop()
 	proc, err := c.Exec(ctx, o)
 	if err != nil {
 		return -1, err
 	}
-	return proc.attach(func(sig unix.Signal) error { return unix.Kill(proc.Pid, sig) })
+	return proc.attach(rl, func(sig unix.Signal) error { return unix.Kill(proc.Pid, sig) })
 }
 
-// attach relays signals and the terminal to the process until it exits.
-func (p *Process) attach(send func(unix.Signal) error) (int, error) {
-	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs)
-	defer signal.Stop(sigs)
+// attach relays signals and the terminal to the process until it exits. The wait happens on the
+// calling goroutine: the exit wakes it directly.
+func (p *Process) attach(rl *relay, send func(unix.Signal) error) (int, error) {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case s := <-rl.ch:
+				sig := s.(unix.Signal)
+				if sig == unix.SIGWINCH {
+					if p.master != nil {
+						_ = console.CopySize(os.Stdin, p.master)
+					}
+					continue
+				}
+				_ = send(sig)
+			}
+		}
+	}()
 	var outDone chan struct{}
 	if p.master != nil {
 		if console.IsTerminal(os.Stdin) {
@@ -67,41 +124,13 @@ func (p *Process) attach(send func(unix.Signal) error) (int, error) {
 			close(outDone)
 		}()
 	}
-	type result struct {
-		code int
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, err := p.Wait()
-		done <- result{code, err}
-	}()
-	for {
+	code, err := p.Wait()
+	if outDone != nil {
+		// Output still in the terminal's buffer is read until the last slave closes.
 		select {
-		case s := <-sigs:
-			sig, ok := s.(unix.Signal)
-			if !ok {
-				continue
-			}
-			switch sig {
-			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
-				// SIGURG is the Go runtime's own preemption signal; SIGCHLD is for us.
-			case unix.SIGWINCH:
-				if p.master != nil {
-					_ = console.CopySize(os.Stdin, p.master)
-				}
-			default:
-				_ = send(sig)
-			}
-		case r := <-done:
-			if outDone != nil {
-				// Output still in the terminal's buffer is read until the last slave closes.
-				select {
-				case <-outDone:
-				case <-time.After(time.Second):
-				}
-			}
-			return r.code, r.err
+		case <-outDone:
+		case <-time.After(time.Second):
 		}
 	}
+	return code, err
 }

@@ -39,6 +39,7 @@ func ContainerMain() {
 }
 
 func containerInit(conn *os.File) error {
+	trace("init-go-main")
 	body, err := nsexec.ReadFrame(conn)
 	if err != nil {
 		return fmt.Errorf("read init config: %w", err)
@@ -50,6 +51,23 @@ func containerInit(conn *os.File) error {
 	// Nothing the runtime passed beyond the preserved descriptors may reach the container's program.
 	if err := unix.CloseRange(uint(3+cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("close_range: %w", err)
+	}
+	// The runtime half moves this process into its cgroups while it starts; anything that depends on
+	// them waits for its word.
+	joined := false
+	cfg.waitJoined = func() error {
+		if joined {
+			return nil
+		}
+		m, err := readMessage(conn)
+		if err != nil {
+			return err
+		}
+		if m.Type != msgJoined {
+			return fmt.Errorf("expected the runtime to report the cgroups joined, got %q", m.Type)
+		}
+		joined = true
+		return nil
 	}
 	warn := func(msg string) { _ = nsexec.WriteJSON(conn, message{Type: msgWarning, Message: msg}) }
 	debug := func(msg string) { _ = nsexec.WriteJSON(conn, message{Type: msgWarning, Message: msg, Debug: true}) }
@@ -83,6 +101,7 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 	if err := json.Unmarshal(cfg.Spec, &spec); err != nil {
 		return fmt.Errorf("decode config: %w", err)
 	}
+	trace("init-config")
 	b := &rootfsBuilder{spec: &spec, cfg: cfg, warn: warn}
 	hostNS := !cfg.MountNS
 	{
@@ -98,6 +117,7 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 			d.Close()
 		}
 	}
+	trace("init-rootfs-prepared")
 	var tty *os.File
 	if spec.Process != nil && spec.Process.Terminal {
 		var err error
@@ -106,6 +126,9 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 		}
 	}
 	state := cfg.ContainerState
+	if err := cfg.waitJoined(); err != nil {
+		return err
+	}
 	if cfg.Hooks {
 		if err := nsexec.WriteJSON(conn, message{Type: msgHooks}); err != nil {
 			return err
@@ -128,9 +151,11 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 		return err
 	}
 	b.root.Close()
+	trace("init-pivoted")
 	if err := finalizeRootfs(&spec, hostNS); err != nil {
 		return err
 	}
+	trace("init-finalized")
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 			return fmt.Errorf("hostname: %w", err)
@@ -170,6 +195,7 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 		}
 	}
 
+	trace("init-prepared")
 	fifoDir := fdFile(cfg.FifoDirFD, "state-dir")
 	// Opening the FIFO blocks until start; whether it can be opened at all is checked now, while
 	// there is still someone to tell.
@@ -319,6 +345,9 @@ func initExec(conn *os.File, cfg *initConfig, warn, debug func(string)) error {
 	}
 	proc.seccompState = seccompState(cfg.ContainerState, cfg.SeccompMetadata)
 	if err := proc.prepare(); err != nil {
+		return err
+	}
+	if err := cfg.waitJoined(); err != nil {
 		return err
 	}
 	if err := nsexec.WriteJSON(conn, message{Type: msgReady}); err != nil {

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -52,8 +53,8 @@ func (c *Container) Start(ctx context.Context) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("container %q failed to start its process: %s", c.rec.ID, strings.TrimSpace(string(rest)))
 	}
-	if h := c.rec.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
-		for _, err := range runHooksWarn("poststart", h.Poststart, c.stateJSON(StatusRunning)) {
+	if len(c.rec.Poststart) > 0 {
+		for _, err := range runHooksWarn("poststart", c.rec.Poststart, c.stateJSON(StatusRunning)) {
 			c.rt.log().Warn(err.Error())
 		}
 	}
@@ -137,8 +138,8 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 	if err := c.destroy(ctx); err != nil {
 		return err
 	}
-	if h := c.rec.Spec.Hooks; h != nil && len(h.Poststop) > 0 {
-		for _, err := range runHooksWarn("poststop", h.Poststop, state) {
+	if len(c.rec.Poststop) > 0 {
+		for _, err := range runHooksWarn("poststop", c.rec.Poststop, state) {
 			c.rt.log().Warn(err.Error())
 		}
 	}
@@ -183,11 +184,18 @@ func (c *Container) Update(ctx context.Context, r *specs.LinuxResources) ([]stri
 	if m == nil {
 		return nil, fmt.Errorf("container %q has no cgroup", c.rec.ID)
 	}
+	spec, err := c.Spec()
+	if err != nil {
+		return nil, err
+	}
 	warnings, err := m.Set(r)
 	if err != nil {
 		return warnings, err
 	}
-	c.rec.Spec.Linux.Resources = mergeResources(c.rec.Spec.Linux.Resources, r)
+	spec.Linux.Resources = mergeResources(spec.Linux.Resources, r)
+	if c.rec.Spec, err = json.Marshal(spec); err != nil {
+		return warnings, err
+	}
 	return warnings, writeRecord(c.dir, c.rec)
 }
 

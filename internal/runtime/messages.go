@@ -9,7 +9,7 @@ import (
 
 // Message types on the sync socket. The constructor sends "usermap", "pid" and "error"; the container
 // half sends "hooks", "warning", "ready" and "error"; the runtime half answers "usermap" and "hooks"
-// with "ack".
+// with "ack", and sends "joined" (or "error") once the process is in its cgroups.
 const (
 	msgUsermap = "usermap"
 	msgPid     = "pid"
@@ -18,6 +18,7 @@ const (
 	msgHooks   = "hooks"
 	msgReady   = "ready"
 	msgAck     = "ack"
+	msgJoined  = "joined"
 )
 
 type message struct {
@@ -65,4 +66,7 @@ type initConfig struct {
 	// ContainerState is the state handed to hooks run by the container half when no round trip
 	// happens, and to a seccomp listener.
 	ContainerState json.RawMessage `json:"containerState,omitempty"`
+
+	// waitJoined blocks until the runtime half reports the process in its cgroups (container half).
+	waitJoined func() error
 }

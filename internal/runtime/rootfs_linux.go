@@ -409,6 +409,10 @@ func copyFile(src, dst string, mode os.FileMode) error {
 // the real filesystems are mounted (the kernel roots them at the container's cgroup); without one, the
 // container's cgroup directories are bind-mounted, so it never sees its ancestors'.
 func (b *rootfsBuilder) mountCgroup(m specs.Mount, opts *mount.Options) error {
+	// The container's cgroups must exist with the process in them before they are shown.
+	if err := b.cfg.waitJoined(); err != nil {
+		return err
+	}
 	dst, err := pathrs.MkdirAll(b.root, m.Destination, 0o755)
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -32,6 +34,8 @@ type spawnConfig struct {
 	extra   []*os.File
 	setFDs  func(first int)
 	cgroups *cgroups.Manager
+	// userns: the process enters a user namespace, whose root may not move itself into a cgroup v2.
+	userns bool
 	// initialCPUs is the affinity of the process before it joins its cgroups (execCPUAffinity.initial).
 	initialCPUs []int
 	// beforeInit is called with the container process's pid before the init config is sent.
@@ -69,10 +73,12 @@ func reap(pid int) (unix.WaitStatus, error) {
 // spawn starts the runtime binary again, sealed, lets the constructor place it in its namespaces,
 // puts it in its cgroups first, and sends it the init config.
 func spawn(cfg *spawnConfig) (ch *child, err error) {
+	trace("spawn-begin")
 	exe, err := sealedexe.Open()
 	if err != nil {
 		return nil, err
 	}
+	trace("sealed")
 	defer exe.Close()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -87,6 +93,30 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	}
 	syncFD := len(files)
 	files = append(files, childEnd)
+	// The process puts itself in its cgroups (see nsexec.c); what it cannot do, the runtime does.
+	var rest []string
+	cfg.boot.CgroupFD = -1
+	if cfg.cgroups != nil {
+		for key, dir := range cfg.cgroups.Paths() {
+			if key != "unified" && key != "" {
+				cfg.boot.CgroupTasks = append(cfg.boot.CgroupTasks, filepath.Join(dir, "tasks"))
+				continue
+			}
+			if cfg.userns {
+				rest = append(rest, dir)
+				continue
+			}
+			d, err := os.OpenFile(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				conn.Close()
+				return nil, fmt.Errorf("open cgroup %s: %w", dir, err)
+			}
+			defer d.Close()
+			cfg.boot.CgroupFD = len(files)
+			files = append(files, d)
+		}
+		sort.Strings(cfg.boot.CgroupTasks)
+	}
 	if cfg.setFDs != nil {
 		cfg.setFDs(len(files))
 	}
@@ -98,8 +128,12 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		conn.Close()
 		return nil, err
 	}
+	env := []string{nsexec.EnvSyncFD + "=" + strconv.Itoa(syncFD)}
+	if traceOn {
+		env = append(env, "BERTH_TRACE=1")
+	}
 	proc, err := os.StartProcess(exe.Path(), []string{"berth-runtime", "init"}, &os.ProcAttr{
-		Env:   []string{nsexec.EnvSyncFD + "=" + strconv.Itoa(syncFD)},
+		Env:   env,
 		Dir:   cfg.dir,
 		Files: files,
 	})
@@ -108,6 +142,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		return nil, fmt.Errorf("start the container process: %w", err)
 	}
 	first := proc.Pid
+	trace("started-process")
 	fail := func(e error) (*child, error) {
 		_ = unix.Kill(first, unix.SIGKILL)
 		reap(first)
@@ -118,11 +153,6 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	if len(cfg.initialCPUs) > 0 {
 		if err := setAffinity(first, cfg.initialCPUs); err != nil {
 			return fail(fmt.Errorf("process.execCPUAffinity.initial: %w", err))
-		}
-	}
-	if cfg.cgroups != nil {
-		if err := cfg.cgroups.Join(first); err != nil {
-			return fail(fmt.Errorf("join cgroups: %w", err))
 		}
 	}
 	if err := nsexec.WriteFrame(conn, boot); err != nil {
@@ -168,6 +198,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 			return nil, fmt.Errorf("namespace setup process exited with %s", describeWait(ws))
 		}
 	}
+	trace("got-pid")
 	ch = &child{pid: pid, conn: conn}
 	if _, start, ok := procStat(pid); ok {
 		ch.start = start
@@ -179,6 +210,30 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		ch.kill()
 		return nil, fmt.Errorf("send init config: %w", err)
 	}
+	// Moving another process into a cgroup waits for an RCU grace period (milliseconds here). What
+	// is left for the runtime to join is done while the container half starts its Go runtime and
+	// builds the root filesystem; the container half waits for this "joined" frame before anything
+	// that depends on its cgroups (cgroup mounts, hooks, the program itself).
+	if len(rest) == 0 {
+		// Nothing left to join: say so at once, without a goroutine (on a VM whose idle CPUs halt,
+		// handing work to another thread costs a wake-up).
+		if err := nsexec.WriteJSON(conn, message{Type: msgJoined}); err != nil {
+			ch.kill()
+			return nil, err
+		}
+		return ch, nil
+	}
+	go func() {
+		m := message{Type: msgJoined}
+		for _, dir := range rest {
+			if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+				m = message{Type: msgError, Error: fmt.Sprintf("join cgroup %s: %v", dir, err)}
+				break
+			}
+		}
+		trace("joined-cgroups")
+		_ = nsexec.WriteJSON(conn, m)
+	}()
 	return ch, nil
 }
 

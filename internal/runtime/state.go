@@ -44,20 +44,36 @@ const (
 // not stored but derived (see Container.Status): the container's processes change it without telling
 // anyone.
 type record struct {
-	Version    int               `json:"version"`
-	ID         string            `json:"id"`
-	Bundle     string            `json:"bundle"`
-	Rootfs     string            `json:"rootfs"`
-	Created    time.Time         `json:"created"`
-	Owner      string            `json:"owner"`
-	Pid        int               `json:"pid,omitempty"`
-	PidStart   uint64            `json:"pidStart,omitempty"` // start time of Pid in clock ticks, to tell a reused pid
-	Creating   bool              `json:"creating,omitempty"` // the init has not reported ready yet
-	Cgroups    map[string]string `json:"cgroups,omitempty"`
-	Systemd    bool              `json:"systemd,omitempty"`
-	Spec       *specs.Spec       `json:"spec"`
-	NoPivot    bool              `json:"noPivot,omitempty"`
-	Namespaces map[string]string `json:"namespaces,omitempty"` // runtime-spec type → path, for exec to join
+	Version  int               `json:"version"`
+	ID       string            `json:"id"`
+	Bundle   string            `json:"bundle"`
+	Rootfs   string            `json:"rootfs"`
+	Created  time.Time         `json:"created"`
+	Owner    string            `json:"owner"`
+	Pid      int               `json:"pid,omitempty"`
+	PidStart uint64            `json:"pidStart,omitempty"` // start time of Pid in clock ticks, to tell a reused pid
+	Creating bool              `json:"creating,omitempty"` // the init has not reported ready yet
+	Cgroups  map[string]string `json:"cgroups,omitempty"`
+	Systemd  bool              `json:"systemd,omitempty"`
+	NoPivot  bool              `json:"noPivot,omitempty"`
+	// What the commands after create need of the spec, kept small: decoding the whole runtime-spec
+	// type tree costs a millisecond or more at every start of the binary.
+	Annotations map[string]string      `json:"annotations,omitempty"`
+	Namespaces  []specs.LinuxNamespace `json:"namespaces,omitempty"`
+	Poststart   []specs.Hook           `json:"poststart,omitempty"`
+	Poststop    []specs.Hook           `json:"poststop,omitempty"`
+	// Spec is the configuration as created (resources as last updated), decoded only by exec and
+	// update.
+	Spec json.RawMessage `json:"spec"`
+}
+
+// summarize fills the small copies of the spec's fields.
+func (r *record) summarize(s *specs.Spec) {
+	r.Annotations = s.Annotations
+	r.Namespaces = s.Linux.Namespaces
+	if s.Hooks != nil {
+		r.Poststart, r.Poststop = s.Hooks.Poststart, s.Hooks.Poststop
+	}
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_+.-]+$`)
