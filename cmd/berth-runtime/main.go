@@ -59,10 +59,16 @@ type globals struct {
 	logFormat string
 }
 
+// init locks the main goroutine to the main thread, which is the only way to have main run there:
+// a container process moves its exec'ing thread alone into the container's cgroup v1 hierarchies
+// (see internal/runtime), and /proc/<pid>/cgroup, which clients read, is the main thread's.
+func init() { goruntime.LockOSThread() }
+
 func main() {
 	if runtime.IsContainerProcess() {
 		runtime.ContainerMain()
 	}
+	goruntime.UnlockOSThread()
 	if os.Getenv("BERTH_TRACE") != "" {
 		fmt.Fprintf(os.Stderr, "TRACE %d main %d\n", os.Getpid(), time.Now().UnixMicro())
 	}

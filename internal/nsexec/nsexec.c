@@ -7,14 +7,11 @@
 //
 // Protocol on the sync socket (frames are a 4-byte little-endian length and a body):
 //   runtime -> here: one frame of text lines:
-//     cgtask <path>           move this (single-threaded) process into a cgroup v1 hierarchy by writing
-//                             "0" to its tasks file: a thread moving itself skips the global lock whose
-//                             RCU grace period costs every cgroup.procs write milliseconds
-//     cgfd <fd>               fork into this cgroup v2 directory with clone3(CLONE_INTO_CGROUP), for the
-//                             same reason (the fork then always happens)
+//     cgfd <fd>               fork into this cgroup v2 directory with clone3(CLONE_INTO_CGROUP): moving a
+//                             process afterwards would wait for an RCU grace period (milliseconds); the
+//                             fork then always happens
 //     join <type> <path>      setns into an existing namespace (user first, then in the given order)
 //     unshare <flags>         unshare(2) these CLONE_NEW* flags (user first, with uid/gid maps written by the runtime)
-//     cgroupns                unshare a cgroup namespace in the process that goes on, once it is in its cgroups
 //     timens <clock> <s> <ns> offsets for a new time namespace (monotonic or boottime)
 //   here -> runtime: JSON frames
 //     {"type":"usermap","pid":N}   after unshare(CLONE_NEWUSER): the runtime writes the maps and answers with any frame
@@ -204,7 +201,7 @@ __attribute__((constructor)) static void berth_nsexec(void)
 	read_frame(boot, sizeof(boot));
 
 	static struct join joins[MAX_JOIN];
-	int njoin = 0, unshare_flags = 0, cgfd = -1, cgroupns = 0;
+	int njoin = 0, unshare_flags = 0, cgfd = -1;
 	char timens[512] = "";
 
 	for (char *line = strtok(boot, "\n"); line != NULL; line = strtok(NULL, "\n")) {
@@ -221,18 +218,8 @@ __attribute__((constructor)) static void berth_nsexec(void)
 			if (ns_flag(j->type) == 0)
 				fail("nsexec: unknown namespace type %s", j->type);
 			njoin++;
-		} else if (strncmp(line, "cgtask ", 7) == 0) {
-			const char *path = line + 7;
-			int fd = open(path, O_WRONLY | O_CLOEXEC);
-			if (fd < 0)
-				fail("join cgroup: open %s: %s", path, strerror(errno));
-			if (write(fd, "0", 1) != 1)
-				fail("join cgroup: write %s: %s", path, strerror(errno));
-			close(fd);
 		} else if (strncmp(line, "cgfd ", 5) == 0) {
 			cgfd = (int)strtol(line + 5, NULL, 10);
-		} else if (strcmp(line, "cgroupns") == 0) {
-			cgroupns = 1;
 		} else if (strncmp(line, "unshare ", 8) == 0) {
 			unshare_flags = (int)strtol(line + 8, NULL, 10);
 		} else if (strncmp(line, "timens ", 7) == 0) {
@@ -299,8 +286,6 @@ __attribute__((constructor)) static void berth_nsexec(void)
 		write_file("/proc/self/timens_offsets", timens);
 
 	if (!forks) {
-		if (cgroupns && unshare(CLONE_NEWCGROUP) < 0)
-			fail("unshare cgroup namespace: %s", strerror(errno));
 		char body[64];
 		snprintf(body, sizeof(body), "{\"type\":\"pid\",\"pid\":%d}", (int)getpid());
 		send_frame(body);
@@ -332,9 +317,6 @@ __attribute__((constructor)) static void berth_nsexec(void)
 		close(gate[1]);
 		if (cgfd >= 0)
 			close(cgfd);
-		// Now in every cgroup, this process roots its cgroup namespace there.
-		if (cgroupns && unshare(CLONE_NEWCGROUP) < 0)
-			fail("unshare cgroup namespace: %s", strerror(errno));
 		while (read(gate[0], &c, 1) < 0 && errno == EINTR)
 			;
 		close(gate[0]);

@@ -30,14 +30,10 @@ type Join struct {
 
 // Bootstrap is what the constructor needs to place the process in its namespaces.
 type Bootstrap struct {
-	// CgroupTasks are v1 "tasks" files the process writes itself into before anything else.
-	CgroupTasks []string
-	// CgroupFD, if not negative, is the descriptor (in the child) of a cgroup v2 directory to fork into.
-	CgroupFD int
-	Joins    []Join
-	Unshare  uintptr // CLONE_NEW* flags; a cgroup namespace goes in CgroupNS
-	// CgroupNS unshares a cgroup namespace once the process is in its cgroups.
-	CgroupNS    bool
+	// CgroupFD, if positive, is the descriptor (in the child) of a cgroup v2 directory to fork into.
+	CgroupFD    int
+	Joins       []Join
+	Unshare     uintptr // CLONE_NEW* flags
 	TimeOffsets map[string]specs.LinuxTimeOffset
 }
 
@@ -69,17 +65,8 @@ func ProcName(t specs.LinuxNamespaceType) string { return cloneFlag[t].name }
 // Encode renders the bootstrap message.
 func (b Bootstrap) Encode() ([]byte, error) {
 	var sb strings.Builder
-	for _, p := range b.CgroupTasks {
-		if strings.ContainsAny(p, "\n\x00") {
-			return nil, fmt.Errorf("cgroup path %q contains a newline or NUL", p)
-		}
-		sb.WriteString("cgtask " + p + "\n")
-	}
 	if b.CgroupFD > 0 {
 		sb.WriteString("cgfd " + strconv.Itoa(b.CgroupFD) + "\n")
-	}
-	if b.CgroupNS {
-		sb.WriteString("cgroupns\n")
 	}
 	for _, j := range b.Joins {
 		c, ok := cloneFlag[j.Type]

@@ -212,12 +212,11 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	idmapIdx := len(extra)
 	extra = append(extra, idmapFiles...)
 
-	stdio := o.Stdio
-	for i := range stdio {
-		if stdio[i] == nil {
-			stdio[i] = []*os.File{os.Stdin, os.Stdout, os.Stderr}[i]
-		}
+	stdio, err := processStdio(o.Stdio, spec.Process != nil && spec.Process.Terminal)
+	if err != nil {
+		return c, err
 	}
+	defer closeStdio(stdio, o.Stdio)
 	boot, err := bootstrapFor(spec, ns)
 	if err != nil {
 		return c, err
@@ -383,8 +382,7 @@ func bootstrapFor(spec *specs.Spec, ns namespaces) (nsexec.Bootstrap, error) {
 			continue
 		}
 		if n.Type == specs.CgroupNamespace {
-			// Created once the process is in its cgroups, which become the namespace's root.
-			b.CgroupNS = true
+			// Made by the container half once it is in its cgroups, which become the namespace's root.
 			continue
 		}
 		flag, _ := nsexec.CloneFlag(n.Type)

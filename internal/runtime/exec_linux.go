@@ -98,12 +98,11 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 	for _, n := range spec.Linux.Namespaces {
 		boot.Joins = append(boot.Joins, nsexec.Join{Type: n.Type, Path: fmt.Sprintf("/proc/%d/ns/%s", c.rec.Pid, nsexec.ProcName(n.Type))})
 	}
-	stdio := o.Stdio
-	for i := range stdio {
-		if stdio[i] == nil {
-			stdio[i] = []*os.File{os.Stdin, os.Stdout, os.Stderr}[i]
-		}
+	stdio, err := processStdio(o.Stdio, p.Terminal)
+	if err != nil {
+		return nil, err
 	}
+	defer closeStdio(stdio, o.Stdio)
 	var initial, final []int
 	if a := p.ExecCPUAffinity; a != nil {
 		initial, _ = parseCPUList(a.Initial)

@@ -66,6 +66,20 @@ func containerInit(conn *os.File) error {
 		if m.Type != msgJoined {
 			return fmt.Errorf("expected the runtime to report the cgroups joined, got %q", m.Type)
 		}
+		for _, fd := range cfg.CgroupTasks {
+			// "0" moves the calling thread, the one that will exec, and nothing else.
+			if _, err := unix.Write(fd, []byte("0")); err != nil {
+				name, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+				return fmt.Errorf("join cgroup %s: %w", name, err)
+			}
+			unix.Close(fd)
+		}
+		// Per thread, like the cgroups above: the exec'ing thread's is what the program gets.
+		if cfg.CgroupNS && cfg.Mode == modeInit {
+			if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+				return fmt.Errorf("unshare the cgroup namespace: %w", err)
+			}
+		}
 		joined = true
 		return nil
 	}
@@ -126,10 +140,11 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 		}
 	}
 	state := cfg.ContainerState
-	if err := cfg.waitJoined(); err != nil {
-		return err
-	}
 	if cfg.Hooks {
+		// Hooks of the container namespace run in the container's cgroups too.
+		if err := cfg.waitJoined(); err != nil {
+			return err
+		}
 		if err := nsexec.WriteJSON(conn, message{Type: msgHooks}); err != nil {
 			return err
 		}
@@ -152,10 +167,6 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 	}
 	b.root.Close()
 	trace("init-pivoted")
-	if err := finalizeRootfs(&spec, hostNS); err != nil {
-		return err
-	}
-	trace("init-finalized")
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 			return fmt.Errorf("hostname: %w", err)
@@ -172,6 +183,11 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 			return fmt.Errorf("linux.sysctl[%q]: %w", k, err)
 		}
 	}
+	// After the sysctls: /proc/sys is usually among the read-only paths.
+	if err := finalizeRootfs(&spec, hostNS); err != nil {
+		return err
+	}
+	trace("init-finalized")
 	if pers := spec.Linux.Personality; pers != nil {
 		v := 0x0000 // PER_LINUX
 		if pers.Domain == specs.PerLinux32 {
@@ -196,6 +212,9 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 	}
 
 	trace("init-prepared")
+	if err := cfg.waitJoined(); err != nil {
+		return err
+	}
 	fifoDir := fdFile(cfg.FifoDirFD, "state-dir")
 	// Opening the FIFO blocks until start; whether it can be opened at all is checked now, while
 	// there is still someone to tell.

@@ -67,6 +67,11 @@ type initConfig struct {
 	// happens, and to a seccomp listener.
 	ContainerState json.RawMessage `json:"containerState,omitempty"`
 
-	// waitJoined blocks until the runtime half reports the process in its cgroups (container half).
+	// CgroupTasks are descriptors of the v1 tasks files the container half's exec'ing thread writes
+	// itself into.
+	CgroupTasks []int `json:"cgroupTasks,omitempty"`
+
+	// waitJoined puts the process in its cgroups (container half): it waits for the runtime's word
+	// on what the runtime joins, joins the rest itself, and then unshares a new cgroup namespace.
 	waitJoined func() error
 }

@@ -44,6 +44,35 @@ type spawnConfig struct {
 	gidMap     []specs.LinuxIDMapping
 }
 
+// processStdio chooses the container process's stdio: the runtime's own (or the caller's), except
+// with a terminal, where the program gets the terminal and the process must not hold the runtime's
+// stdio: clients wait for EOF on the runtime's output pipes (go-runc does), which a container
+// holding them would never give.
+func processStdio(given [3]*os.File, terminal bool) ([3]*os.File, error) {
+	var out [3]*os.File
+	if terminal {
+		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			return out, err
+		}
+		return [3]*os.File{null, null, null}, nil
+	}
+	for i := range out {
+		out[i] = given[i]
+		if out[i] == nil {
+			out[i] = []*os.File{os.Stdin, os.Stdout, os.Stderr}[i]
+		}
+	}
+	return out, nil
+}
+
+// closeStdio closes what processStdio opened.
+func closeStdio(used, given [3]*os.File) {
+	if used[0] != given[0] && used[0] != os.Stdin {
+		used[0].Close()
+	}
+}
+
 // child is a started container process.
 type child struct {
 	pid   int
@@ -93,29 +122,45 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	}
 	syncFD := len(files)
 	files = append(files, childEnd)
-	// The process puts itself in its cgroups (see nsexec.c); what it cannot do, the runtime does.
+	// Where the cgroups are joined, and by whom, is chosen for speed and for tight pids limits:
+	//  - v1 hierarchies: the container half moves its own exec'ing thread in, by writing "0" to each
+	//    tasks file just before it reports ready. A thread moving itself skips the global lock whose
+	//    RCU grace period makes every cgroup.procs write cost milliseconds here, and the Go runtime's
+	//    other threads never count against the container's pids.max (they end at execve).
+	//  - the v2 hierarchy: the constructor forks straight into it (clone3 CLONE_INTO_CGROUP).
+	//  - in a user namespace, whose root may not write the host's cgroup files: the runtime writes
+	//    the pid into every cgroup.procs, while the container half starts.
 	var rest []string
 	cfg.boot.CgroupFD = -1
+	cfg.init.CgroupTasks = nil
 	if cfg.cgroups != nil {
 		for key, dir := range cfg.cgroups.Paths() {
-			if key != "unified" && key != "" {
-				cfg.boot.CgroupTasks = append(cfg.boot.CgroupTasks, filepath.Join(dir, "tasks"))
-				continue
-			}
-			if cfg.userns {
+			switch {
+			case cfg.userns:
 				rest = append(rest, dir)
-				continue
+			case key != "unified" && key != "":
+				// Opened here: the container half writes them after pivot_root, where the host's
+				// cgroupfs is out of reach.
+				f, err := os.OpenFile(filepath.Join(dir, "tasks"), os.O_WRONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					conn.Close()
+					return nil, fmt.Errorf("open cgroup %s: %w", dir, err)
+				}
+				defer f.Close()
+				cfg.init.CgroupTasks = append(cfg.init.CgroupTasks, len(files))
+				files = append(files, f)
+			default:
+				d, err := os.OpenFile(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					conn.Close()
+					return nil, fmt.Errorf("open cgroup %s: %w", dir, err)
+				}
+				defer d.Close()
+				cfg.boot.CgroupFD = len(files)
+				files = append(files, d)
 			}
-			d, err := os.OpenFile(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				conn.Close()
-				return nil, fmt.Errorf("open cgroup %s: %w", dir, err)
-			}
-			defer d.Close()
-			cfg.boot.CgroupFD = len(files)
-			files = append(files, d)
 		}
-		sort.Strings(cfg.boot.CgroupTasks)
+		sort.Strings(rest)
 	}
 	if cfg.setFDs != nil {
 		cfg.setFDs(len(files))

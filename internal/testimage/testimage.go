@@ -151,3 +151,5 @@ func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
+
+func goArch() string { return goruntime.GOARCH }
