@@ -65,92 +65,73 @@ func cmdUpdate(ctx context.Context, g *globals, args []string) error {
 			return fmt.Errorf("--resources: %w: %v", runtime.ErrInvalid, err)
 		}
 	}
-	i64 := func(name, v string, dst **int64) error {
-		if v == "" {
+	var perr error
+	i64 := func(name, v string) *int64 {
+		if v == "" || perr != nil {
 			return nil
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return usagef("--%s %q: not a number", name, v)
+			perr = usagef("--%s %q: not a number", name, v)
+			return nil
 		}
-		*dst = &n
-		return nil
+		return &n
 	}
-	u64 := func(name, v string, dst **uint64) error {
-		if v == "" {
+	u64 := func(name, v string) *uint64 {
+		if v == "" || perr != nil {
 			return nil
 		}
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return usagef("--%s %q: not a non-negative number", name, v)
+			perr = usagef("--%s %q: not a non-negative number", name, v)
+			return nil
 		}
-		*dst = &n
-		return nil
+		return &n
 	}
-	mem := func() *specs.LinuxMemory {
+	if memory+memReservation+memSwap+kernelMem+kernelTCP != "" {
 		if r.Memory == nil {
 			r.Memory = &specs.LinuxMemory{}
 		}
-		return r.Memory
+		m := r.Memory
+		set64(&m.Limit, i64("memory", memory))
+		set64(&m.Reservation, i64("memory-reservation", memReservation))
+		set64(&m.Swap, i64("memory-swap", memSwap))
+		// runc's flags for kernel memory are kept: the cgroups package ignores them, with a
+		// warning, where the kernel no longer has them.
+		//lint:ignore SA1019 see above
+		set64(&m.Kernel, i64("kernel-memory", kernelMem))
+		set64(&m.KernelTCP, i64("kernel-memory-tcp", kernelTCP))
 	}
-	cpu := func() *specs.LinuxCPU {
+	if cpuShares+cpuQuota+cpuPeriod+cpuRtRuntime+cpuRtPeriod+cpuset+mems != "" {
 		if r.CPU == nil {
 			r.CPU = &specs.LinuxCPU{}
 		}
-		return r.CPU
-	}
-	for _, step := range []func() error{
-		func() error { return maybe(memory, func() error { return i64("memory", memory, &mem().Limit) }) },
-		func() error {
-			return maybe(memReservation, func() error { return i64("memory-reservation", memReservation, &mem().Reservation) })
-		},
-		func() error { return maybe(memSwap, func() error { return i64("memory-swap", memSwap, &mem().Swap) }) },
-		func() error {
-			return maybe(kernelMem, func() error { return i64("kernel-memory", kernelMem, &mem().Kernel) })
-		},
-		func() error {
-			return maybe(kernelTCP, func() error { return i64("kernel-memory-tcp", kernelTCP, &mem().KernelTCP) })
-		},
-		func() error {
-			return maybe(cpuShares, func() error { return u64("cpu-share", cpuShares, &cpu().Shares) })
-		},
-		func() error { return maybe(cpuQuota, func() error { return i64("cpu-quota", cpuQuota, &cpu().Quota) }) },
-		func() error {
-			return maybe(cpuPeriod, func() error { return u64("cpu-period", cpuPeriod, &cpu().Period) })
-		},
-		func() error {
-			return maybe(cpuRtRuntime, func() error { return i64("cpu-rt-runtime", cpuRtRuntime, &cpu().RealtimeRuntime) })
-		},
-		func() error {
-			return maybe(cpuRtPeriod, func() error { return u64("cpu-rt-period", cpuRtPeriod, &cpu().RealtimePeriod) })
-		},
-		func() error {
-			return maybe(pidsLimit, func() error {
-				r.Pids = &specs.LinuxPids{}
-				return i64("pids-limit", pidsLimit, &r.Pids.Limit)
-			})
-		},
-		func() error {
-			return maybe(blkioWeight, func() error {
-				n, err := strconv.ParseUint(blkioWeight, 10, 16)
-				if err != nil {
-					return usagef("--blkio-weight %q: want 10-1000", blkioWeight)
-				}
-				w := uint16(n)
-				r.BlockIO = &specs.LinuxBlockIO{Weight: &w}
-				return nil
-			})
-		},
-	} {
-		if err := step(); err != nil {
-			return err
+		c := r.CPU
+		setU64(&c.Shares, u64("cpu-share", cpuShares))
+		set64(&c.Quota, i64("cpu-quota", cpuQuota))
+		setU64(&c.Period, u64("cpu-period", cpuPeriod))
+		set64(&c.RealtimeRuntime, i64("cpu-rt-runtime", cpuRtRuntime))
+		setU64(&c.RealtimePeriod, u64("cpu-rt-period", cpuRtPeriod))
+		if cpuset != "" {
+			c.Cpus = cpuset
+		}
+		if mems != "" {
+			c.Mems = mems
 		}
 	}
-	if cpuset != "" {
-		cpu().Cpus = cpuset
+	if pidsLimit != "" {
+		r.Pids = &specs.LinuxPids{Limit: i64("pids-limit", pidsLimit)}
 	}
-	if mems != "" {
-		cpu().Mems = mems
+	if blkioWeight != "" {
+		n, err := strconv.ParseUint(blkioWeight, 10, 16)
+		if err != nil {
+			return usagef("--blkio-weight %q: want 10-1000", blkioWeight)
+		}
+		w := uint16(n)
+		r.BlockIO = &specs.LinuxBlockIO{Weight: &w}
+	}
+	if perr != nil {
+		return perr
 	}
 	warnings, err := c.Update(ctx, r)
 	for _, w := range warnings {
@@ -159,9 +140,14 @@ func cmdUpdate(ctx context.Context, g *globals, args []string) error {
 	return err
 }
 
-func maybe(v string, f func() error) error {
-	if v == "" {
-		return nil
+func set64(dst **int64, v *int64) {
+	if v != nil {
+		*dst = v
 	}
-	return f()
+}
+
+func setU64(dst **uint64, v *uint64) {
+	if v != nil {
+		*dst = v
+	}
 }

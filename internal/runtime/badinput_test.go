@@ -62,6 +62,7 @@ func TestBadInput(t *testing.T) {
 			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/x", Type: "z", Major: 1, Minor: 1}}
 		}, want: "linux.devices[0].type"},
 		{name: "relative hook", edit: func(s *specs.Spec) {
+			//lint:ignore SA1019 prestart is deprecated but still part of the runtime-spec, and validated
 			s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "true"}}}
 		}, want: "hooks.prestart[0].path"},
 		{name: "failing hook", edit: func(s *specs.Spec) {

@@ -57,6 +57,13 @@ func invalid(field, format string, a ...any) error {
 	return fmt.Errorf("%s: %w: %s", field, ErrInvalid, fmt.Sprintf(format, a...))
 }
 
+// invalidError marks an error that already names its field (from another package's parser) as
+// invalid input, without changing its text.
+type invalidError struct{ error }
+
+func (e invalidError) Unwrap() error        { return e.error }
+func (e invalidError) Is(target error) bool { return target == ErrInvalid }
+
 // Validate checks a spec for what the runtime can know before creating anything.
 func Validate(s *specs.Spec) error {
 	if err := validateVersion(s.Version); err != nil {
@@ -152,7 +159,7 @@ func validateProcess(field string, p *specs.Process) error {
 		}
 	}
 	if _, err := capabilities.FromSpec(p.Capabilities); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+		return invalidError{err}
 	}
 	if p.OOMScoreAdj != nil && (*p.OOMScoreAdj < -1000 || *p.OOMScoreAdj > 1000) {
 		return invalid(field+".oomScoreAdj", "%d is outside -1000..1000", *p.OOMScoreAdj)
@@ -239,7 +246,7 @@ func validateMount(field string, m specs.Mount) error {
 	}
 	opts, err := mount.Parse(m.Options)
 	if err != nil {
-		return fmt.Errorf("%s.%w", field, err)
+		return invalidError{fmt.Errorf("%s.%w", field, err)}
 	}
 	bind := opts.Bind() || m.Type == "bind"
 	if bind && m.Source == "" {
@@ -265,6 +272,7 @@ func validateHooks(h *specs.Hooks) error {
 		return nil
 	}
 	for kind, list := range map[string][]specs.Hook{
+		//lint:ignore SA1019 prestart is deprecated but still part of the runtime-spec
 		"prestart": h.Prestart, "createRuntime": h.CreateRuntime, "createContainer": h.CreateContainer,
 		"startContainer": h.StartContainer, "poststart": h.Poststart, "poststop": h.Poststop,
 	} {

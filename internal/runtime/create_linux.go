@@ -158,6 +158,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		MountNS: ns.has(specs.MountNamespace), MountNSJoined: ns.has(specs.MountNamespace) && !ns.isNew(specs.MountNamespace),
 		CgroupNS: ns.isNew(specs.CgroupNamespace),
 		Cgroups:  rec.Cgroups, SELinux: selinux, ConsoleFD: -1, FifoDirFD: -1, SeccompFD: -1,
+		//lint:ignore SA1019 prestart is deprecated but still part of the runtime-spec, and run
 		Hooks: spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0 || len(spec.Hooks.CreateContainer) > 0),
 	}
 	if prog != nil {
@@ -265,6 +266,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		// by the time a hook can act, the container's environment exists.
 		state := c.stateJSON(StatusCreated)
 		if spec.Hooks != nil {
+			//lint:ignore SA1019 prestart is deprecated but still part of the runtime-spec, and run
 			if err := runHooks("prestart", spec.Hooks.Prestart, state); err != nil {
 				return nil, err
 			}

@@ -130,13 +130,16 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	trace("exec-spawned")
 	if err := talk(ch.conn, nil, c.rt.log()); err != nil {
 		ch.kill()
 		return nil, err
 	}
 	// After "ready" the only thing that can come is an error from the last steps; EOF means the
 	// program replaced the container half.
+	trace("exec-ready")
 	body, err := nsexec.ReadFrame(ch.conn)
+	trace("exec-eof")
 	ch.conn.Close()
 	if err == nil {
 		m := string(body)

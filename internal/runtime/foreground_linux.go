@@ -124,7 +124,9 @@ func (p *Process) attach(rl *relay, send func(unix.Signal) error) (int, error) {
 			close(outDone)
 		}()
 	}
+	trace("attach-wait")
 	code, err := p.Wait()
+	trace("attach-reaped")
 	if outDone != nil {
 		// Output still in the terminal's buffer is read until the last slave closes.
 		select {

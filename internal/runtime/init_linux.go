@@ -349,6 +349,7 @@ func seccompState(state []byte, metadata string) []byte {
 // initExec runs an extra process in an existing container: this process has joined the container's
 // namespaces (and, through the runtime, its cgroups) already.
 func initExec(conn *os.File, cfg *initConfig, warn, debug func(string)) error {
+	trace("exec-init-config")
 	p := cfg.Process
 	var tty *os.File
 	if p.Terminal {
@@ -366,9 +367,11 @@ func initExec(conn *os.File, cfg *initConfig, warn, debug func(string)) error {
 	if err := proc.prepare(); err != nil {
 		return err
 	}
+	trace("exec-prepared")
 	if err := cfg.waitJoined(); err != nil {
 		return err
 	}
+	trace("exec-joined")
 	if err := nsexec.WriteJSON(conn, message{Type: msgReady}); err != nil {
 		return err
 	}

@@ -22,3 +22,15 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"9", "KILL", "SIGRTMIN+3", "rtmax-2", "", "-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sig, err := Parse(s)
+		if err == nil && (sig <= 0 || sig > 64) {
+			t.Fatalf("Parse(%q) = %d", s, sig)
+		}
+	})
+}

@@ -82,10 +82,10 @@ func GoStatic(ctx context.Context, pkg, out string) error {
 }
 
 func goTool() string {
-	if p := filepath.Join(goruntime.GOROOT(), "bin", "go"); fileExists(p) {
+	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return "go"
+	return "/usr/local/go/bin/go"
 }
 
 // BundleOptions shape a bundle's config.json.
@@ -145,11 +145,6 @@ func copyFile(src, dst string, mode os.FileMode) error {
 		return err
 	}
 	return os.WriteFile(dst, b, mode)
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 func goArch() string { return goruntime.GOARCH }
