@@ -340,6 +340,15 @@ func validateLinux(l *specs.Linux, ns namespaces) error {
 			return err
 		}
 	}
+	if err := validateMemoryPolicy(l.MemoryPolicy); err != nil {
+		return err
+	}
+	if l.IntelRdt != nil {
+		return fmt.Errorf("linux.intelRdt: %w: Intel RDT (resctrl) is not supported by this runtime", ErrNotSupported)
+	}
+	if len(l.NetDevices) > 0 {
+		return fmt.Errorf("linux.netDevices: %w yet: attach the interfaces with a CNI plugin instead", ErrNotSupported)
+	}
 	if p := l.Personality; p != nil {
 		if p.Domain != specs.PerLinux && p.Domain != specs.PerLinux32 {
 			return invalid("linux.personality.domain", "%q is not LINUX or LINUX32", p.Domain)

@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/mount"
-	"github.com/berth-dev/berth/internal/pathrs"
 )
 
 // idmappedBind bind-mounts src onto dst through the mount's own uid/gid mappings (an idmapped mount):
@@ -32,7 +31,7 @@ func idmappedBind(opts *mount.Options, src string, dst *os.File, usernsFD int) e
 	if err := unix.MountSetattr(tree, "", setFlags, attr); err != nil {
 		return fmt.Errorf("idmap: the kernel refused an idmapped mount of %s (its filesystem may not support it): %w", src, err)
 	}
-	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, pathrs.ProcPath(dst), unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+	if err := unix.MoveMount(tree, "", int(dst.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return fmt.Errorf("idmap: move_mount: %w", err)
 	}
 	return nil

@@ -188,6 +188,11 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 		return err
 	}
 	trace("init-finalized")
+	if mp := spec.Linux.MemoryPolicy; mp != nil {
+		if err := setMemoryPolicy(mp); err != nil {
+			return err
+		}
+	}
 	if pers := spec.Linux.Personality; pers != nil {
 		v := 0x0000 // PER_LINUX
 		if pers.Domain == specs.PerLinux32 {

@@ -234,7 +234,7 @@ func (b *rootfsBuilder) bindMount(i int, m specs.Mount, opts *mount.Options) err
 	}
 	defer dst.Close()
 	if detached {
-		if err := unix.MoveMount(clone, "", unix.AT_FDCWD, pathrs.ProcPath(dst), unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		if err := unix.MoveMount(clone, "", int(dst.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 			return fmt.Errorf("move the source's clone into place: %w", err)
 		}
 	} else if opts.IDMap {

@@ -98,6 +98,37 @@ func main() {
 			fmt.Println("exe-attack write", errText(err))
 			return
 		}
+	case "uname":
+		var u unix.Utsname
+		err := unix.Uname(&u)
+		fmt.Println("uname", unix.ByteSliceToString(u.Machine[:]), unix.ByteSliceToString(u.Nodename[:]), unix.ByteSliceToString(u.Domainname[:]), errText(err))
+	case "sched":
+		policy, _, errno := unix.Syscall(unix.SYS_SCHED_GETSCHEDULER, 0, 0, 0)
+		prio, _, _ := unix.Syscall(unix.SYS_IOPRIO_GET, 1, 0, 0)
+		nice, _ := unix.Getpriority(unix.PRIO_PROCESS, 0)
+		fmt.Printf("policy %d errno %d ioprio class %d level %d nice %d\n", policy, errno, prio>>13, prio&7, 20-nice)
+	case "affinity":
+		var set unix.CPUSet
+		_ = unix.SchedGetaffinity(0, &set)
+		var cpus []int
+		for i := 0; i < 64; i++ {
+			if set.IsSet(i) {
+				cpus = append(cpus, i)
+			}
+		}
+		fmt.Println("affinity", cpus)
+	case "stat":
+		var st unix.Stat_t
+		err := unix.Stat(args[0], &st)
+		fmt.Printf("stat %s uid %d gid %d mode %o %s\n", args[0], st.Uid, st.Gid, st.Mode&0o7777, errText(err))
+	case "umask":
+		old := unix.Umask(0)
+		fmt.Printf("umask %04o\n", old)
+	case "clocks":
+		var mono, boot unix.Timespec
+		_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono)
+		_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot)
+		fmt.Printf("monotonic %d boottime %d\n", mono.Sec, boot.Sec)
 	case "sleep":
 		d, _ := time.ParseDuration(args[0])
 		time.Sleep(d)
