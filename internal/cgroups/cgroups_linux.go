@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/berth-dev/berth/internal/linux"
 )
 
 // ErrNotAvailable is wrapped by every error that says a controller, a hierarchy or a control
@@ -82,7 +84,7 @@ func newManager(cfg Config, h host) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	mi, err := os.ReadFile(h.mountinfo)
+	mi, err := linux.ReadFile(h.mountinfo)
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
@@ -92,7 +94,7 @@ func newManager(cfg Config, h host) (*Manager, error) {
 	}
 	var own map[string]string
 	if !filepath.IsAbs(cfg.Path) {
-		data, err := os.ReadFile(h.procCgroup)
+		data, err := linux.ReadFile(h.procCgroup)
 		if err != nil {
 			return nil, fmt.Errorf("cgroups: %w", err)
 		}
@@ -282,21 +284,14 @@ func (m *Manager) controller(ctrl string) (target, error) {
 // writeFile writes value to dir/file in one write(2), as cgroupfs wants: a value split over
 // two writes is two values. os.File.Write retries EINTR. The error names the operation and
 // the path ("write /sys/fs/cgroup/...: device or resource busy").
+// It goes through package linux rather than os: a container start writes dozens of these.
 func writeFile(dir, file, value string) error {
-	f, err := os.OpenFile(filepath.Join(dir, file), os.O_WRONLY|os.O_TRUNC, 0) // os opens with O_CLOEXEC; O_TRUNC matters for tests on plain files, cgroupfs ignores it
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(value)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return linux.WriteFile(filepath.Join(dir, file), []byte(value))
 }
 
 // readFile returns dir/file with surrounding white space trimmed.
 func readFile(dir, file string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, file))
+	b, err := linux.ReadFile(filepath.Join(dir, file))
 	if err != nil {
 		return "", err
 	}

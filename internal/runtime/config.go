@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/internal/capabilities"
+	"github.com/berth-dev/berth/internal/linux"
 	"github.com/berth-dev/berth/internal/mount"
 	"github.com/berth-dev/berth/internal/nsexec"
 )
@@ -20,7 +21,7 @@ import (
 // container half decodes exactly what was validated even if the file changes afterwards.
 func LoadSpec(bundle string) (*specs.Spec, []byte, error) {
 	path := filepath.Join(bundle, "config.json")
-	raw, err := os.ReadFile(path)
+	raw, err := linux.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil, fmt.Errorf("bundle %s: %w: no config.json", bundle, ErrInvalid)

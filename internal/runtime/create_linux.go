@@ -125,17 +125,30 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		return c, err
 	}
 	trace("record-written")
-	if err := cg.Create(); err != nil {
-		return c, fmt.Errorf("create cgroups: %w", err)
+	// The cgroups are made while the container process starts (spawn's prepare), except on a
+	// pure cgroup v2 host, where the process is forked straight into a cgroup that must then
+	// be complete.
+	makeCgroups := func() error {
+		if err := cg.Create(); err != nil {
+			return fmt.Errorf("create cgroups: %w", err)
+		}
+		if res := effectiveResources(spec); res != nil {
+			warnings, err := cg.Set(res)
+			if err != nil {
+				return err
+			}
+			for _, w := range warnings {
+				r.log().Warn(w)
+			}
+		}
+		return nil
 	}
-	if res := effectiveResources(spec); res != nil {
-		warnings, err := cg.Set(res)
-		if err != nil {
+	prepare := makeCgroups
+	if cg.IsV2() {
+		if err := makeCgroups(); err != nil {
 			return c, err
 		}
-		for _, w := range warnings {
-			r.log().Warn(w)
-		}
+		prepare = nil
 	}
 	trace("cgroups-set")
 	if err := unix.Mkfifo(filepath.Join(dir, fifoName), 0o600); err != nil {
@@ -224,8 +237,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	}
 	ch, err = spawn(&spawnConfig{
 		boot: boot, init: initCfg, stdio: stdio, preserve: o.PreserveFDs, extra: extra, cgroups: cg, dir: rootfs,
-		userns: ns.has(specs.UserNamespace),
-		uidMap: spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
+		prepare: prepare,
+		userns:  ns.has(specs.UserNamespace),
+		uidMap:  spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
 		setFDs: func(first int) {
 			initCfg.FifoDirFD = first
 			if len(sourceIdx) > 0 {
@@ -258,9 +272,6 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	}
 	trace("spawned")
 	rec.Pid, rec.PidStart = ch.pid, ch.start
-	if err := writeRecord(dir, rec); err != nil {
-		return c, err
-	}
 	err = talk(ch.conn, func() ([]byte, error) {
 		// The hooks of the create step see "created", as crun reports it and runtime-tools expects:
 		// by the time a hook can act, the container's environment exists.

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/console"
+	"github.com/berth-dev/berth/internal/linux"
 	"github.com/berth-dev/berth/internal/nsexec"
 	"github.com/berth-dev/berth/internal/pathrs"
 	"github.com/berth-dev/berth/internal/seccomp"
@@ -66,13 +67,14 @@ func containerInit(conn *os.File) error {
 		if m.Type != msgJoined {
 			return fmt.Errorf("expected the runtime to report the cgroups joined, got %q", m.Type)
 		}
-		for _, fd := range cfg.CgroupTasks {
+		for _, t := range cfg.CgroupTasks {
 			// "0" moves the calling thread, the one that will exec, and nothing else.
-			if _, err := unix.Write(fd, []byte("0")); err != nil {
-				name, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
-				return fmt.Errorf("join cgroup %s: %w", name, err)
+			if err := writeAt(t.FD, t.Path, "0"); err != nil {
+				return fmt.Errorf("join cgroup (%s): %w", t.Path, err)
 			}
-			unix.Close(fd)
+		}
+		for _, t := range cfg.CgroupTasks {
+			unix.Close(t.FD)
 		}
 		// Per thread, like the cgroups above: the exec'ing thread's is what the program gets.
 		if cfg.CgroupNS && cfg.Mode == modeInit {
@@ -111,12 +113,12 @@ func filterFrom(cfg *initConfig) *seccomp.Program {
 // initContainer sets up a new container around this process (pid 1 of its pid namespace, when it has
 // one), reports ready, waits for start, and execs the container's program.
 func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) error {
-	var spec specs.Spec
-	if err := json.Unmarshal(cfg.Spec, &spec); err != nil {
+	spec, err := decodeInitSpec(cfg.Spec)
+	if err != nil {
 		return fmt.Errorf("decode config: %w", err)
 	}
 	trace("init-config")
-	b := &rootfsBuilder{spec: &spec, cfg: cfg, warn: warn}
+	b := &rootfsBuilder{spec: spec, cfg: cfg, warn: warn}
 	hostNS := !cfg.MountNS
 	{
 		if err := b.prepare(hostNS); err != nil {
@@ -179,12 +181,12 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 	}
 	for k, v := range spec.Linux.Sysctl {
 		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
-		if err := os.WriteFile(p, []byte(v), 0); err != nil {
+		if err := linux.WriteFile(p, []byte(v)); err != nil {
 			return fmt.Errorf("linux.sysctl[%q]: %w", k, err)
 		}
 	}
 	// After the sysctls: /proc/sys is usually among the read-only paths.
-	if err := finalizeRootfs(&spec, hostNS); err != nil {
+	if err := finalizeRootfs(spec, hostNS); err != nil {
 		return err
 	}
 	trace("init-finalized")
@@ -256,6 +258,63 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 	// The FIFO is close-on-exec: `start` sees EOF once the program runs.
 	fail(proc.execute())
 	return nil
+}
+
+// writeAt writes value to path below the directory descriptor dirfd.
+func writeAt(dirfd int, path, value string) error {
+	fd, err := unix.Openat(dirfd, path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	_, err = unix.Write(fd, []byte(value))
+	return err
+}
+
+// initSpec is the part of the configuration the container half uses. Decoding only it, rather
+// than the whole runtime-spec type tree (resources, seccomp, other platforms), saves most of the
+// reflection set-up encoding/json pays on its first use of each type, at every container start.
+type initSpec struct {
+	Process    *specs.Process `json:"process"`
+	Hostname   string         `json:"hostname"`
+	Domainname string         `json:"domainname"`
+	Mounts     []specs.Mount  `json:"mounts"`
+	Root       *specs.Root    `json:"root"`
+	Hooks      *struct {
+		CreateContainer []specs.Hook `json:"createContainer"`
+		StartContainer  []specs.Hook `json:"startContainer"`
+	} `json:"hooks"`
+	Linux *struct {
+		Devices           []specs.LinuxDevice      `json:"devices"`
+		Sysctl            map[string]string        `json:"sysctl"`
+		RootfsPropagation string                   `json:"rootfsPropagation"`
+		MaskedPaths       []string                 `json:"maskedPaths"`
+		ReadonlyPaths     []string                 `json:"readonlyPaths"`
+		MountLabel        string                   `json:"mountLabel"`
+		Personality       *specs.LinuxPersonality  `json:"personality"`
+		MemoryPolicy      *specs.LinuxMemoryPolicy `json:"memoryPolicy"`
+	} `json:"linux"`
+}
+
+func decodeInitSpec(raw []byte) (*specs.Spec, error) {
+	var is initSpec
+	if err := json.Unmarshal(raw, &is); err != nil {
+		return nil, err
+	}
+	s := &specs.Spec{Process: is.Process, Hostname: is.Hostname, Domainname: is.Domainname, Mounts: is.Mounts, Root: is.Root, Linux: &specs.Linux{}}
+	if s.Root == nil {
+		s.Root = &specs.Root{}
+	}
+	if h := is.Hooks; h != nil {
+		s.Hooks = &specs.Hooks{CreateContainer: h.CreateContainer, StartContainer: h.StartContainer}
+	}
+	if l := is.Linux; l != nil {
+		s.Linux = &specs.Linux{
+			Devices: l.Devices, Sysctl: l.Sysctl, RootfsPropagation: l.RootfsPropagation, MaskedPaths: l.MaskedPaths,
+			ReadonlyPaths: l.ReadonlyPaths, MountLabel: l.MountLabel, Personality: l.Personality, MemoryPolicy: l.MemoryPolicy,
+		}
+	}
+	return s, nil
 }
 
 func openFifo(dir *os.File) (*os.File, error) {

@@ -21,6 +21,12 @@ const (
 	msgJoined  = "joined"
 )
 
+// cgroupTask names a tasks file by a directory descriptor and a path below it.
+type cgroupTask struct {
+	FD   int    `json:"fd"`
+	Path string `json:"path"`
+}
+
 type message struct {
 	Type    string          `json:"type"`
 	Pid     int             `json:"pid,omitempty"`
@@ -67,9 +73,8 @@ type initConfig struct {
 	// happens, and to a seccomp listener.
 	ContainerState json.RawMessage `json:"containerState,omitempty"`
 
-	// CgroupTasks are descriptors of the v1 tasks files the container half's exec'ing thread writes
-	// itself into.
-	CgroupTasks []int `json:"cgroupTasks,omitempty"`
+	// CgroupTasks are the v1 tasks files the container half's exec'ing thread writes itself into.
+	CgroupTasks []cgroupTask `json:"cgroupTasks,omitempty"`
 
 	// waitJoined puts the process in its cgroups (container half): it waits for the runtime's word
 	// on what the runtime joins, joins the rest itself, and then unshares a new cgroup namespace.

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/capabilities"
+	"github.com/berth-dev/berth/internal/linux"
 	"github.com/berth-dev/berth/internal/seccomp"
 )
 
@@ -146,7 +146,7 @@ func (e *execProcess) prepare() error {
 // the runtime lacks it (as on hosts that run the runtime inside a restricted container), the score is
 // left at the lowest value allowed and a warning says so, rather than failing the container.
 func (e *execProcess) setOOMScoreAdj(v int) error {
-	err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(v)), 0)
+	err := linux.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(v)))
 	if err == nil {
 		return nil
 	}
@@ -388,16 +388,14 @@ func withHome(env []string, uid uint32) []string {
 		}
 	}
 	home := "/"
-	if f, err := os.Open("/etc/passwd"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Split(sc.Text(), ":")
+	if b, err := linux.ReadFile("/etc/passwd"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			fields := strings.Split(line, ":")
 			if len(fields) >= 6 && fields[2] == strconv.FormatUint(uint64(uid), 10) && fields[5] != "" {
 				home = fields[5]
 				break
 			}
 		}
-		f.Close()
 	}
 	return append(append([]string(nil), env...), "HOME="+home)
 }

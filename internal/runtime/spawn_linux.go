@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/cgroups"
+	"github.com/berth-dev/berth/internal/linux"
 	"github.com/berth-dev/berth/internal/nsexec"
 	"github.com/berth-dev/berth/internal/sealedexe"
 )
@@ -38,6 +39,9 @@ type spawnConfig struct {
 	userns bool
 	// initialCPUs is the affinity of the process before it joins its cgroups (execCPUAffinity.initial).
 	initialCPUs []int
+	// prepare, if set, runs while the container process starts (after the init config is sent,
+	// before it is told that its cgroups are ready): the runtime makes the cgroups meanwhile.
+	prepare func() error
 	// beforeInit is called with the container process's pid before the init config is sent.
 	beforeInit func(pid int, start uint64)
 	uidMap     []specs.LinuxIDMapping
@@ -134,22 +138,35 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	cfg.boot.CgroupFD = -1
 	cfg.init.CgroupTasks = nil
 	if cfg.cgroups != nil {
+		seen := map[string]bool{}
 		for key, dir := range cfg.cgroups.Paths() {
+			if seen[dir] {
+				continue // co-mounted controllers share a directory
+			}
+			seen[dir] = true
 			switch {
 			case cfg.userns:
 				rest = append(rest, dir)
 			case key != "unified" && key != "":
-				// Opened here: the container half writes them after pivot_root, where the host's
-				// cgroupfs is out of reach.
-				f, err := os.OpenFile(filepath.Join(dir, "tasks"), os.O_WRONLY|unix.O_CLOEXEC, 0)
+				// The directory may not exist yet (it is made while this process starts), and the
+				// container half writes its tasks file after pivot_root, where the host's cgroupfs
+				// is out of reach: it gets a descriptor of the nearest existing ancestor and opens
+				// the rest of the path from there.
+				anc, rel := existingAncestor(dir)
+				f, err := os.OpenFile(anc, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 				if err != nil {
 					conn.Close()
-					return nil, fmt.Errorf("open cgroup %s: %w", dir, err)
+					return nil, fmt.Errorf("open cgroup %s: %w", anc, err)
 				}
 				defer f.Close()
-				cfg.init.CgroupTasks = append(cfg.init.CgroupTasks, len(files))
+				cfg.init.CgroupTasks = append(cfg.init.CgroupTasks, cgroupTask{FD: len(files), Path: filepath.Join(rel, "tasks")})
 				files = append(files, f)
 			default:
+				// The constructor forks straight into it: it must exist now.
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					conn.Close()
+					return nil, fmt.Errorf("create cgroup %s: %w", dir, err)
+				}
 				d, err := os.OpenFile(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 				if err != nil {
 					conn.Close()
@@ -255,6 +272,12 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		ch.kill()
 		return nil, fmt.Errorf("send init config: %w", err)
 	}
+	if cfg.prepare != nil {
+		if err := cfg.prepare(); err != nil {
+			ch.kill()
+			return nil, err
+		}
+	}
 	// Moving another process into a cgroup waits for an RCU grace period (milliseconds here). What
 	// is left for the runtime to join is done while the container half starts its Go runtime and
 	// builds the root filesystem; the container half waits for this "joined" frame before anything
@@ -271,7 +294,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	go func() {
 		m := message{Type: msgJoined}
 		for _, dir := range rest {
-			if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			if err := linux.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid))); err != nil {
 				m = message{Type: msgError, Error: fmt.Sprintf("join cgroup %s: %v", dir, err)}
 				break
 			}
@@ -280,6 +303,18 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		_ = nsexec.WriteJSON(conn, m)
 	}()
 	return ch, nil
+}
+
+// existingAncestor splits dir into its nearest existing ancestor and the rest of the path.
+func existingAncestor(dir string) (string, string) {
+	anc, rel := dir, "."
+	for {
+		if _, err := os.Stat(anc); err == nil || anc == "/" {
+			return anc, rel
+		}
+		rel = filepath.Join(filepath.Base(anc), rel)
+		anc = filepath.Dir(anc)
+	}
 }
 
 func describeWait(ws unix.WaitStatus) string {

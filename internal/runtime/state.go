@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -12,6 +11,9 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/linux"
 )
 
 // Errors callers classify; every error the package returns about a container wraps one of these when
@@ -100,28 +102,20 @@ func writeRecord(dir string, r *record) error {
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".state-*")
-	if err != nil {
+	// A fixed temporary name is enough: commands on one container do not write its state at once.
+	tmp := filepath.Join(dir, ".state.tmp")
+	if err := linux.CreateFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, stateFile)); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write state: %w", err)
+	if err := unix.Rename(tmp, filepath.Join(dir, stateFile)); err != nil {
+		_ = unix.Unlink(tmp)
+		return fmt.Errorf("write state: rename %s: %w", tmp, err)
 	}
 	return nil
 }
 
 func readRecord(dir string) (*record, error) {
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	b, err := linux.ReadFile(filepath.Join(dir, stateFile))
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +131,7 @@ func readRecord(dir string) (*record, error) {
 
 // procStat reads the state letter and start time of a process, or reports that it is gone.
 func procStat(pid int) (state byte, start uint64, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := linux.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, 0, false
 	}
