@@ -17,6 +17,15 @@ for pkg in $(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{en
   dir="$(go list -f '{{.Dir}}' "$pkg")"
   if [[ $(id -u) == 0 ]]; then
     run=(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all env HOME=/tmp TMPDIR=/tmp)
+    # A checkout under a directory nobody may enter (such as /root): run from a copy of the
+    # package's testdata instead (the seed corpora of the fuzz targets).
+    if ! "${run[@]}" test -x "$dir"; then
+      copy="$OUT/$name.dir"
+      mkdir -p "$copy"
+      [[ -d "$dir/testdata" ]] && cp -r "$dir/testdata" "$copy/"
+      chmod -R a+rX "$copy"
+      dir="$copy"
+    fi
   else
     run=(env)
   fi

@@ -31,13 +31,13 @@ func (r *runtime) cmd(args ...string) *exec.Cmd {
 	return c
 }
 
-// run runs a runtime command and returns its wall time and peak RSS in KB. Its stderr goes to a
-// file, not a pipe: a container inherits the runtime's stdio, and Wait would wait for it to exit.
-func (r *runtime) run(args ...string) (time.Duration, int64, error) {
+// run runs a runtime command and returns its wall time. Its stderr goes to a file, not a pipe: a
+// container inherits the runtime's stdio, and Wait would wait for it to exit.
+func (r *runtime) run(args ...string) (time.Duration, error) {
 	c := r.cmd(args...)
 	ef, err := os.CreateTemp("", "runtimebench-")
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	defer os.Remove(ef.Name())
 	defer ef.Close()
@@ -45,15 +45,36 @@ func (r *runtime) run(args ...string) (time.Duration, int64, error) {
 	t0 := time.Now()
 	err = c.Run()
 	d := time.Since(t0)
-	var rss int64
-	if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok && c.ProcessState != nil {
-		rss = ru.Maxrss
-	}
 	if err != nil {
 		msg, _ := os.ReadFile(ef.Name())
-		return d, rss, fmt.Errorf("%s %s: %w: %s", r.name, strings.Join(args, " "), err, msg)
+		return d, fmt.Errorf("%s %s: %w: %s", r.name, strings.Join(args, " "), err, msg)
 	}
-	return d, rss, nil
+	return d, nil
+}
+
+// createRSS measures the peak RSS of `create` with GNU time, as the anchors were measured: the
+// rusage of a child that Go starts with vfork would count the parent's memory until its exec.
+func (r *runtime) createRSS(bundle, id string) (int64, error) {
+	out, err := os.CreateTemp("", "runtimebench-rss-")
+	if err != nil {
+		return 0, err
+	}
+	out.Close()
+	defer os.Remove(out.Name())
+	c := exec.Command("/usr/bin/time", append([]string{"-o", out.Name(), "-f", "%M", r.bin, "--root", r.root}, "create", "--bundle", bundle, id)...)
+	if err := c.Run(); err != nil {
+		return 0, fmt.Errorf("%s create under /usr/bin/time: %w", r.name, err)
+	}
+	defer r.forceDelete(id)
+	b, err := os.ReadFile(out.Name())
+	if err != nil {
+		return 0, err
+	}
+	var kb int64
+	if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &kb); err != nil {
+		return 0, fmt.Errorf("GNU time printed %q: %w", b, err)
+	}
+	return kb, nil
 }
 
 func (r *runtime) status(id string) string {
@@ -203,7 +224,7 @@ func prepareCrun(rts []*runtime, bundle string) error {
 		if r.name != "crun" {
 			continue
 		}
-		if _, _, err := r.run("run", "--bundle", bundle, "probe"); err == nil {
+		if _, err := r.run("run", "--bundle", bundle, "probe"); err == nil {
 			return nil
 		}
 		b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
@@ -214,7 +235,7 @@ func prepareCrun(rts []*runtime, bundle string) error {
 				return fmt.Errorf("mount hugetlb: %w", err)
 			}
 		}
-		if _, _, err := r.run("run", "--bundle", bundle, "probe"); err != nil {
+		if _, err := r.run("run", "--bundle", bundle, "probe"); err != nil {
 			return fmt.Errorf("crun cannot run here: %w", err)
 		}
 	}
@@ -224,7 +245,7 @@ func prepareCrun(rts []*runtime, bundle string) error {
 func benchRound(r *runtime, s samples, bundles map[string]string, per, perConc, conc int) error {
 	id := "rb-" + r.name
 	for i := 0; i < per; i++ {
-		d, _, err := r.run("run", "--bundle", bundles["true"], id+"-run")
+		d, err := r.run("run", "--bundle", bundles["true"], id+"-run")
 		if err != nil {
 			return err
 		}
@@ -232,30 +253,36 @@ func benchRound(r *runtime, s samples, bundles map[string]string, per, perConc, 
 	}
 	for i := 0; i < per; i++ {
 		c := id + "-c"
-		d, rss, err := r.run("create", "--bundle", bundles["true"], c)
+		d, err := r.run("create", "--bundle", bundles["true"], c)
 		if err != nil {
 			return err
 		}
 		s.add("create_ms", ms(d))
-		s.add("create_rss_kb", float64(rss))
-		if d, _, err = r.run("start", c); err != nil {
+		if d, err = r.run("start", c); err != nil {
 			return err
 		}
 		s.add("start_ms", ms(d))
 		if err := r.waitStatus(c, "stopped"); err != nil {
 			return err
 		}
-		if d, _, err = r.run("delete", c); err != nil {
+		if d, err = r.run("delete", c); err != nil {
 			return err
 		}
 		s.add("delete_ms", ms(d))
 	}
+	for i := 0; i < per; i++ {
+		rss, err := r.createRSS(bundles["sleep"], id+"-rss")
+		if err != nil {
+			return err
+		}
+		s.add("create_rss_kb", float64(rss))
+	}
 	ex := id + "-exec"
-	if _, _, err := r.run("run", "-d", "--bundle", bundles["sleep"], ex); err != nil {
+	if _, err := r.run("run", "-d", "--bundle", bundles["sleep"], ex); err != nil {
 		return err
 	}
 	for i := 0; i < per; i++ {
-		d, _, err := r.run("exec", ex, "/bin/true")
+		d, err := r.run("exec", ex, "/bin/true")
 		if err != nil {
 			r.forceDelete(ex)
 			return err
@@ -282,7 +309,7 @@ func concurrent(r *runtime, bundle, prefix string, n int) (time.Duration, error)
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			if _, _, err := r.run("run", "-d", "--bundle", bundle, fmt.Sprintf("%s%d", prefix, i)); err != nil {
+			if _, err := r.run("run", "-d", "--bundle", bundle, fmt.Sprintf("%s%d", prefix, i)); err != nil {
 				errs <- err
 			}
 		}(i)
