@@ -62,11 +62,7 @@ func cmdExec(ctx context.Context, g *globals, args []string) error {
 		if len(rest) < 2 {
 			return usagef("a command (or --process) is required")
 		}
-		spec, err := c.Spec()
-		if err != nil {
-			return err
-		}
-		base := spec.Process
+		base := c.DefaultProcess()
 		if base == nil {
 			base = &specs.Process{Cwd: "/"}
 		}

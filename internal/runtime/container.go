@@ -49,6 +49,10 @@ type Container struct {
 // ID returns the container's id.
 func (c *Container) ID() string { return c.rec.ID }
 
+// DefaultProcess returns the process of the container's configuration, which exec's command-line
+// form starts from.
+func (c *Container) DefaultProcess() *specs.Process { return c.rec.Process }
+
 // Spec returns the configuration the container was created with (resources as last updated).
 func (c *Container) Spec() (*specs.Spec, error) {
 	if c.spec == nil {

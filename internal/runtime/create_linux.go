@@ -177,6 +177,10 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	if prog != nil {
 		initCfg.Filter, initCfg.FilterFlags, initCfg.FilterNotify = prog.Filter, prog.Flags, prog.Notify
 		initCfg.SeccompMetadata = spec.Linux.Seccomp.ListenerMetadata
+		rec.Seccomp = &seccompRecord{
+			Filter: encodeFilter(prog.Filter), Flags: prog.Flags, Notify: prog.Notify,
+			ListenerPath: spec.Linux.Seccomp.ListenerPath, Metadata: spec.Linux.Seccomp.ListenerMetadata,
+		}
 	}
 	extra := []*os.File{fifoDir}
 	sources, sourceIdx, err := bindSources(spec, ns, bundle)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/berth-dev/berth/internal/console"
 	"github.com/berth-dev/berth/internal/nsexec"
-	"github.com/berth-dev/berth/internal/seccomp"
 )
 
 // ExecOptions are the exec command's options.
@@ -51,10 +50,6 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 	if err := checkLSM(p); err != nil {
 		return nil, err
 	}
-	spec, err := c.Spec()
-	if err != nil {
-		return nil, err
-	}
 	initCfg := &initConfig{
 		Mode: modeExec, Process: p, Rootfs: c.rec.Rootfs, Bundle: c.rec.Bundle,
 		ConsoleFD: -1, FifoDirFD: -1, SeccompFD: -1,
@@ -77,13 +72,9 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 		consoleIdx = len(extra)
 		extra = append(extra, sock)
 	}
-	if sc := spec.Linux.Seccomp; sc != nil {
-		prog, err := seccomp.Compile(sc)
-		if err != nil {
-			return nil, fmt.Errorf("linux.seccomp: %w", err)
-		}
-		initCfg.Filter, initCfg.FilterFlags, initCfg.FilterNotify = prog.Filter, prog.Flags, prog.Notify
-		initCfg.SeccompMetadata = sc.ListenerMetadata
+	if sc := c.rec.Seccomp; sc != nil {
+		initCfg.Filter, initCfg.FilterFlags, initCfg.FilterNotify = decodeFilter(sc.Filter), sc.Flags, sc.Notify
+		initCfg.SeccompMetadata = sc.Metadata
 		if sc.ListenerPath != "" {
 			conn, err := dialUnix(sc.ListenerPath)
 			if err != nil {
@@ -95,7 +86,7 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 		}
 	}
 	var boot nsexec.Bootstrap
-	for _, n := range spec.Linux.Namespaces {
+	for _, n := range c.rec.Namespaces {
 		boot.Joins = append(boot.Joins, nsexec.Join{Type: n.Type, Path: fmt.Sprintf("/proc/%d/ns/%s", c.rec.Pid, nsexec.ProcName(n.Type))})
 	}
 	stdio, err := processStdio(o.Stdio, p.Terminal)
@@ -110,7 +101,7 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 	}
 	ch, err := spawn(&spawnConfig{
 		boot: boot, init: initCfg, stdio: stdio, preserve: o.PreserveFDs, extra: extra, cgroups: c.cgroups(),
-		userns:      hasNamespace(spec.Linux.Namespaces, specs.UserNamespace),
+		userns:      hasNamespace(c.rec.Namespaces, specs.UserNamespace),
 		initialCPUs: initial,
 		setFDs: func(first int) {
 			if consoleIdx >= 0 {

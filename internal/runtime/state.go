@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,15 +65,47 @@ type record struct {
 	Namespaces  []specs.LinuxNamespace `json:"namespaces,omitempty"`
 	Poststart   []specs.Hook           `json:"poststart,omitempty"`
 	Poststop    []specs.Hook           `json:"poststop,omitempty"`
-	// Spec is the configuration as created (resources as last updated), decoded only by exec and
-	// update.
+	// Process is the config's process, the defaults of exec's command-line form.
+	Process *specs.Process `json:"process,omitempty"`
+	// Seccomp is the container's compiled filter, which every exec'd process gets too.
+	Seccomp *seccompRecord `json:"seccomp,omitempty"`
+	// Spec is the configuration as created (resources as last updated), decoded only by update.
 	Spec json.RawMessage `json:"spec"`
+}
+
+// seccompRecord is a compiled seccomp filter as the state file keeps it.
+type seccompRecord struct {
+	Filter       []byte `json:"filter"` // struct sock_filter, 8 bytes each, little-endian
+	Flags        uint   `json:"flags,omitempty"`
+	Notify       bool   `json:"notify,omitempty"`
+	ListenerPath string `json:"listenerPath,omitempty"`
+	Metadata     string `json:"metadata,omitempty"`
+}
+
+func encodeFilter(prog []unix.SockFilter) []byte {
+	b := make([]byte, 0, 8*len(prog))
+	for _, f := range prog {
+		b = binary.LittleEndian.AppendUint16(b, f.Code)
+		b = append(b, f.Jt, f.Jf)
+		b = binary.LittleEndian.AppendUint32(b, f.K)
+	}
+	return b
+}
+
+func decodeFilter(b []byte) []unix.SockFilter {
+	prog := make([]unix.SockFilter, len(b)/8)
+	for i := range prog {
+		p := b[8*i:]
+		prog[i] = unix.SockFilter{Code: binary.LittleEndian.Uint16(p), Jt: p[2], Jf: p[3], K: binary.LittleEndian.Uint32(p[4:])}
+	}
+	return prog
 }
 
 // summarize fills the small copies of the spec's fields.
 func (r *record) summarize(s *specs.Spec) {
 	r.Annotations = s.Annotations
 	r.Namespaces = s.Linux.Namespaces
+	r.Process = s.Process
 	if s.Hooks != nil {
 		r.Poststart, r.Poststop = s.Hooks.Poststart, s.Hooks.Poststop
 	}
