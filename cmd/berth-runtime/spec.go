@@ -72,9 +72,13 @@ func cmdFeatures(ctx context.Context, g *globals, args []string) error {
 				Enabled: &yes, Actions: seccomp.KnownActions(), Operators: seccomp.KnownOperators(),
 				Archs: seccomp.KnownArchs(), KnownFlags: seccomp.KnownFlags(), SupportedFlags: seccomp.SupportedFlags(),
 			},
-			Apparmor:        &features.Apparmor{Enabled: &aa},
-			Selinux:         &features.Selinux{Enabled: &sel},
-			IntelRdt:        &features.IntelRdt{Enabled: &no},
+			Apparmor: &features.Apparmor{Enabled: &aa},
+			Selinux:  &features.Selinux{Enabled: &sel},
+			IntelRdt: &features.IntelRdt{Enabled: &no},
+			MemoryPolicy: &features.MemoryPolicy{
+				Modes: []string{"MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"},
+				Flags: []string{"MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"},
+			},
 			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &yes}},
 		},
 	}

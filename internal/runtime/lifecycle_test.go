@@ -6,7 +6,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -197,5 +199,35 @@ func TestOOMScoreAdj(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "oom_score_adj -500") && !strings.Contains(r.stderr, "CAP_SYS_RESOURCE") {
 		t.Fatalf("negative oomScoreAdj neither applied nor explained: %v", r)
+	}
+}
+
+// TestRunForwardsSignals: an attached run relays the signals it receives to the container.
+func TestRunForwardsSignals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.bundle([]string{"/checker", "sigwait"}, nil)
+	out := tempFile(t)
+	cmd := exec.Command(runtimeBin, "--root", e.root, "run", "--bundle", b, randomID("sig"))
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(readAll(t, out), "ready") {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the container never became ready: %q", readAll(t, out))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run: %v: %s", err, readAll(t, out))
+	}
+	if got := readAll(t, out); !strings.Contains(got, "signal 10") {
+		t.Fatalf("the container did not get SIGUSR1: %q", got)
 	}
 }
