@@ -198,14 +198,10 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	var consoleSock, seccompConn *os.File
 	var keep *os.File
 	if spec.Process != nil && spec.Process.Terminal {
-		if o.ConsoleSocket == "" {
-			if keep, consoleSock, err = socketPair(); err != nil {
-				return c, err
-			}
-			defer keep.Close()
-		} else if consoleSock, err = dialUnix(o.ConsoleSocket); err != nil {
-			return c, fmt.Errorf("--console-socket: %w", err)
+		if keep, consoleSock, err = consoleConn(o.ConsoleSocket); err != nil {
+			return c, err
 		}
+		defer keep.Close()
 		defer consoleSock.Close()
 		consoleIdx = len(extra)
 		extra = append(extra, consoleSock)
@@ -430,6 +426,20 @@ func idmapNamespaces(mounts []specs.Mount) (dests []string, files []*os.File, er
 		files = append(files, f)
 	}
 	return dests, files, nil
+}
+
+// consoleConn returns the socket the container process sends its terminal's master over: a
+// connection to the caller's console socket, or, without one, one end of a socket pair whose other
+// end (keep) the runtime reads the master from. keep is nil in the first case (Close on a nil
+// *os.File is harmless).
+func consoleConn(consoleSocket string) (keep, send *os.File, err error) {
+	if consoleSocket == "" {
+		return socketPair()
+	}
+	if send, err = dialUnix(consoleSocket); err != nil {
+		return nil, nil, fmt.Errorf("--console-socket: %w", err)
+	}
+	return nil, send, nil
 }
 
 func socketPair() (*os.File, *os.File, error) {

@@ -60,14 +60,10 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 	if p.Terminal {
 		var sock *os.File
 		var err error
-		if o.ConsoleSocket == "" {
-			if keep, sock, err = socketPair(); err != nil {
-				return nil, err
-			}
-			defer keep.Close()
-		} else if sock, err = dialUnix(o.ConsoleSocket); err != nil {
-			return nil, fmt.Errorf("--console-socket: %w", err)
+		if keep, sock, err = consoleConn(o.ConsoleSocket); err != nil {
+			return nil, err
 		}
+		defer keep.Close()
 		defer sock.Close()
 		consoleIdx = len(extra)
 		extra = append(extra, sock)

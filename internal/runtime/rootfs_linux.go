@@ -672,12 +672,19 @@ func finalizeRootfs(spec *specs.Spec, hostNS bool) error {
 	return nil
 }
 
-func maskPath(root *os.File, path string) error {
+// openIfExists resolves path in root; a missing path is (nil, nil): masked and read-only paths
+// that the image does not have are nothing to do.
+func openIfExists(root *os.File, path string) (*os.File, error) {
 	f, err := pathrs.Open(root, path, unix.O_PATH|unix.O_CLOEXEC)
 	if errors.Is(err, unix.ENOENT) {
-		return nil
+		return nil, nil
 	}
-	if err != nil {
+	return f, err
+}
+
+func maskPath(root *os.File, path string) error {
+	f, err := openIfExists(root, path)
+	if f == nil || err != nil {
 		return err
 	}
 	defer f.Close()
@@ -692,11 +699,8 @@ func maskPath(root *os.File, path string) error {
 }
 
 func readonlyPath(root *os.File, path string) error {
-	f, err := pathrs.Open(root, path, unix.O_PATH|unix.O_CLOEXEC)
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if err != nil {
+	f, err := openIfExists(root, path)
+	if f == nil || err != nil {
 		return err
 	}
 	defer f.Close()
