@@ -62,7 +62,10 @@ func cmdExec(ctx context.Context, g *globals, args []string) error {
 		if len(rest) < 2 {
 			return usagef("a command (or --process) is required")
 		}
-		base := c.DefaultProcess()
+		base, err := c.DefaultProcess()
+		if err != nil {
+			return err
+		}
 		if base == nil {
 			base = &specs.Process{Cwd: "/"}
 		}

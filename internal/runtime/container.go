@@ -50,8 +50,17 @@ type Container struct {
 func (c *Container) ID() string { return c.rec.ID }
 
 // DefaultProcess returns the process of the container's configuration, which exec's command-line
-// form starts from.
-func (c *Container) DefaultProcess() *specs.Process { return c.rec.Process }
+// form starts from (nil if it has none).
+func (c *Container) DefaultProcess() (*specs.Process, error) {
+	if len(c.rec.Process) == 0 {
+		return nil, nil
+	}
+	var p specs.Process
+	if err := json.Unmarshal(c.rec.Process, &p); err != nil {
+		return nil, fmt.Errorf("container %q: stored process: %w", c.rec.ID, err)
+	}
+	return &p, nil
+}
 
 // Spec returns the configuration the container was created with (resources as last updated).
 func (c *Container) Spec() (*specs.Spec, error) {

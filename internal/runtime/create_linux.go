@@ -98,7 +98,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		ID: o.ID, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Owner: ownerName(),
 		Creating: true, Spec: raw, NoPivot: o.NoPivot, Systemd: r.SystemdCgroup,
 	}
-	rec.summarize(spec)
+	rec.summarize(spec, raw)
 	c = &Container{rt: r, dir: dir, rec: rec, spec: spec}
 	var ch *child
 	defer func() {

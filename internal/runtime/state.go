@@ -65,8 +65,9 @@ type record struct {
 	Namespaces  []specs.LinuxNamespace `json:"namespaces,omitempty"`
 	Poststart   []specs.Hook           `json:"poststart,omitempty"`
 	Poststop    []specs.Hook           `json:"poststop,omitempty"`
-	// Process is the config's process, the defaults of exec's command-line form.
-	Process *specs.Process `json:"process,omitempty"`
+	// Process is the config's process, the defaults of exec's command-line form, kept raw: encoding
+	// it through its type would cost the type's encoder set-up at every create.
+	Process json.RawMessage `json:"process,omitempty"`
 	// Seccomp is the container's compiled filter, which every exec'd process gets too.
 	Seccomp *seccompRecord `json:"seccomp,omitempty"`
 	// Spec is the configuration as created (resources as last updated), decoded only by update.
@@ -101,11 +102,16 @@ func decodeFilter(b []byte) []unix.SockFilter {
 	return prog
 }
 
-// summarize fills the small copies of the spec's fields.
-func (r *record) summarize(s *specs.Spec) {
+// summarize fills the small copies of the spec's fields; raw is the config as read.
+func (r *record) summarize(s *specs.Spec, raw []byte) {
 	r.Annotations = s.Annotations
 	r.Namespaces = s.Linux.Namespaces
-	r.Process = s.Process
+	var top struct {
+		Process json.RawMessage `json:"process"`
+	}
+	if json.Unmarshal(raw, &top) == nil && len(top.Process) > 0 && string(top.Process) != "null" {
+		r.Process = top.Process
+	}
 	if s.Hooks != nil {
 		r.Poststart, r.Poststop = s.Hooks.Poststart, s.Hooks.Poststop
 	}
