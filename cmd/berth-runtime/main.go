@@ -133,7 +133,8 @@ func realMain(args []string) int {
 			return fail(logger, errors.New("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the default cgroupfs driver"))
 		}
 	}
-	g := &globals{rt: &runtime.Runtime{Root: *root, SystemdCgroup: *systemd, Logger: logger}, logFormat: *logFormat}
+	isRootless := *rootless == "true" || (*rootless == "auto" && os.Geteuid() != 0)
+	g := &globals{rt: &runtime.Runtime{Root: *root, SystemdCgroup: *systemd, Rootless: isRootless, Logger: logger}, logFormat: *logFormat}
 	if err := cmd.run(context.Background(), g, cmdArgs); err != nil {
 		var ec exitCode
 		if errors.As(err, &ec) {
@@ -161,10 +162,11 @@ func fail(logger *slog.Logger, err error) int {
 }
 
 func defaultRoot() string {
-	if os.Geteuid() != 0 {
+	if uid := os.Geteuid(); uid != 0 {
 		if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 			return d + "/berth-runtime"
 		}
+		return fmt.Sprintf("/tmp/berth-runtime-%d", uid)
 	}
 	return "/run/berth-runtime"
 }

@@ -264,10 +264,17 @@ __attribute__((constructor)) static void berth_nsexec(void)
 	if (unshare_flags & CLONE_NEWUSER) {
 		if (unshare(CLONE_NEWUSER) < 0)
 			fail("unshare user namespace: %s", strerror(errno));
+		// An unprivileged runtime (rootless) writes the maps: /proc/<pid> of a non-dumpable process
+		// belongs to root, so this process is dumpable for the moment it takes. Nothing runs in
+		// the container yet.
+		if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+			fail("prctl(PR_SET_DUMPABLE): %s", strerror(errno));
 		char body[128];
 		snprintf(body, sizeof(body), "{\"type\":\"usermap\",\"pid\":%d}", (int)getpid());
 		send_frame(body);
 		wait_for_runtime();
+		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+			fail("prctl(PR_SET_DUMPABLE): %s", strerror(errno));
 		if (setresgid(0, 0, 0) < 0)
 			fail("setresgid(0) in the new user namespace (is gid 0 mapped in linux.gidMappings?): %s",
 			     strerror(errno));

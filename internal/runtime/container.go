@@ -25,6 +25,9 @@ type Runtime struct {
 	Root string
 	// SystemdCgroup selects the systemd cgroup driver.
 	SystemdCgroup bool
+	// Rootless: the runtime runs unprivileged. Cgroups it may not create are then skipped, unless
+	// the configuration asks for resource limits.
+	Rootless bool
 	// Logger receives warnings (hooks that failed after the point of no return, clamped values).
 	Logger *slog.Logger
 }

@@ -144,7 +144,22 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		return nil
 	}
 	prepare := makeCgroups
-	if cg.IsV2() {
+	switch {
+	case r.Rootless:
+		// Unprivileged, the cgroups may not be ours to make: find out now, and go without them if
+		// nothing is asked of them (as runc does).
+		if err := makeCgroups(); err != nil {
+			if !errors.Is(err, os.ErrPermission) || hasLimits(spec.Linux.Resources) {
+				return c, fmt.Errorf("rootless: %w (cgroup limits need a cgroup delegated to this user)", err)
+			}
+			r.log().Debug("rootless: running without cgroups", "error", err)
+			cg, rec.Cgroups = nil, nil
+			if err := writeRecord(dir, rec); err != nil {
+				return c, err
+			}
+		}
+		prepare = nil
+	case cg.IsV2():
 		if err := makeCgroups(); err != nil {
 			return c, err
 		}
@@ -313,7 +328,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 // namespace, whose root may not be able to reach them by path (and could not bind a descriptor
 // from the runtime's mount namespace). It returns the clones and, for each, the mount's index.
 func bindSources(spec *specs.Spec, ns namespaces, bundle string) ([]*os.File, []int, error) {
-	if !ns.isNew(specs.UserNamespace) {
+	// An unprivileged runtime (rootless) can neither clone mounts nor reach more than its
+	// container's root can: the container half binds by path.
+	if !ns.isNew(specs.UserNamespace) || os.Geteuid() != 0 {
 		return nil, nil, nil
 	}
 	var files []*os.File
@@ -343,6 +360,15 @@ func bindSources(spec *specs.Spec, ns namespaces, bundle string) ([]*os.File, []
 		idx = append(idx, i)
 	}
 	return files, idx, nil
+}
+
+// hasLimits reports whether resources ask for anything (device rules aside).
+func hasLimits(r *specs.LinuxResources) bool {
+	if r == nil {
+		return false
+	}
+	return r.Memory != nil || r.CPU != nil || r.Pids != nil || r.BlockIO != nil || len(r.HugepageLimits) > 0 ||
+		r.Network != nil || len(r.Rdma) > 0 || len(r.Unified) > 0
 }
 
 // hostRoot returns the host uid and gid that are root in the container (0 without a user namespace).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -236,4 +237,49 @@ func TestUserNamespaceWithBindMount(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "100000") || !strings.Contains(r.stdout, "from-host") {
 		t.Fatalf("user namespace with a bind mount: %v", r)
 	}
+}
+
+// TestRootless: an unprivileged user runs a container of its own (user namespace, no cgroups).
+func TestRootless(t *testing.T) {
+	t.Parallel()
+	needRoot(t) // to prepare a user's files; the runtime then runs as nobody
+	const nobody = 65534
+	dir, err := os.MkdirTemp("/tmp", "berth-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if out, err := exec.Command("cp", "-a", rootfs, filepath.Join(dir, "rootfs")).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	bin := filepath.Join(dir, "berth-runtime")
+	if out, err := exec.Command("cp", runtimeBin, bin).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	as := func(args ...string) cmdResult {
+		return runCmd(t, 30*time.Second, "setpriv", append([]string{"--reuid", "65534", "--regid", "65534", "--clear-groups",
+			"env", "-i", "PATH=/usr/bin:/bin", "HOME=" + dir, "XDG_RUNTIME_DIR=" + filepath.Join(dir, "run")}, args...)...)
+	}
+	if out, err := exec.Command("chown", "-R", fmt.Sprintf("%d:%d", nobody, nobody), dir).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	_ = os.Chmod(dir, 0o755)
+	want(t, "spec --rootless", as(bin, "spec", "--rootless", "--bundle", dir), 0)
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Process.Terminal = false
+	s.Process.Args = []string{"sh", "-c", "id -u; echo map $(cat /proc/self/uid_map); touch /tmp/x && echo writable"}
+	s.Root.Readonly = false
+	b, _ := json.Marshal(s)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "rootless run", as(bin, "run", "--bundle", dir, "rl"), 0, "0\n", fmt.Sprintf("map 0 %d 1", nobody), "writable")
+	want(t, "nothing left", as(bin, "list", "-q"), 0)
 }
