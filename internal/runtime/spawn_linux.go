@@ -190,7 +190,9 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		conn.Close()
 		return nil, err
 	}
-	env := []string{nsexec.EnvSyncFD + "=" + strconv.Itoa(syncFD)}
+	// One P in the container process: it works sequentially, and its execve must stop every other
+	// thread the Go runtime started (waking each of them, a VM exit apiece on idle CPUs).
+	env := []string{nsexec.EnvSyncFD + "=" + strconv.Itoa(syncFD), "GOMAXPROCS=1"}
 	if traceOn {
 		env = append(env, "BERTH_TRACE=1")
 	}
