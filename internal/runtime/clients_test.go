@@ -41,6 +41,28 @@ func shortTemp(t *testing.T, prefix string) string {
 	return d
 }
 
+// removeEmptyCgroups removes the cgroup directories named name (and below) in every hierarchy that
+// are empty: the parents a client's containers were placed under (containerd's namespace,
+// podman's libpod_parent) outlive the containers. Busy ones (a real podman on the host) stay.
+func removeEmptyCgroups(name string) {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
+	if _, err := os.Stat("/sys/fs/cgroup/" + name); err == nil {
+		roots = append(roots, "/sys/fs/cgroup/"+name)
+	}
+	for _, r := range roots {
+		var dirs []string
+		_ = filepath.WalkDir(r, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			_ = unix.Rmdir(dirs[i])
+		}
+	}
+}
+
 // unmountUnder lazily unmounts everything mounted below dir (what a client's storage left).
 func unmountUnder(dir string) {
 	b, _ := os.ReadFile("/proc/self/mountinfo")
@@ -147,6 +169,7 @@ func TestContainerd(t *testing.T) {
 		}
 	}
 	dir := shortTemp(t, "berth-ctd-")
+	t.Cleanup(func() { removeEmptyCgroups("berth-test") })
 	sock := filepath.Join(dir, "c.sock")
 	cfg := fmt.Sprintf(`version = 2
 root = %q
@@ -250,6 +273,7 @@ func TestPodman(t *testing.T) {
 		}
 	}
 	dir := shortTemp(t, "berth-pod-")
+	t.Cleanup(func() { removeEmptyCgroups("libpod_parent") })
 	base := []string{"--root", filepath.Join(dir, "storage"), "--runroot", filepath.Join(dir, "run"),
 		"--storage-driver", "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
 		"--tmpdir", filepath.Join(dir, "tmp"), "--runtime", runtimeBin}
