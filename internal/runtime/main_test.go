@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,8 +67,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
-	// The containers' shared parent cgroup, when nothing else uses it.
-	removeEmptyCgroups("berth")
+	// The containers' shared parent cgroup, when it is empty (other containers' cgroups, even
+	// stopped ones, keep it).
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth")
+	for _, d := range append(dirs, "/sys/fs/cgroup/berth") {
+		_ = syscall.Rmdir(d)
+	}
 	return code
 }
 
