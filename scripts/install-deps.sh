@@ -6,6 +6,7 @@ export PATH=/usr/local/go/bin:$PATH
 
 pkgs=(
   build-essential libc6-dev      # cgo: berth-runtime links its namespace constructor statically
+  musl-tools                     # ... against musl, whose start-up is cheaper than static glibc's
   busybox-static                 # root filesystems for tests, benchmarks and the demo
   jq hyperfine time util-linux procps iproute2
   runc crun                      # the anchors the runtime is measured against

@@ -35,7 +35,6 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
-#include <linux/types.h>
 
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
@@ -46,7 +45,7 @@
 
 // struct clone_args as of Linux 5.7 (CLONE_ARGS_SIZE_VER2).
 struct berth_clone_args {
-	__u64 flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
 };
 
 #ifndef CLONE_NEWTIME
@@ -310,7 +309,7 @@ __attribute__((constructor)) static void berth_nsexec(void)
 		// With CLONE_PARENT, clone3 wants no exit signal: the child inherits this process's (SIGCHLD).
 		args.flags = CLONE_PARENT | CLONE_INTO_CGROUP;
 		args.exit_signal = 0;
-		args.cgroup = (__u64)cgfd;
+		args.cgroup = (uint64_t)cgfd;
 		child = syscall(SYS_clone3, &args, sizeof(args));
 		if (child < 0)
 			fail("clone3 into cgroup: %s", strerror(errno));
