@@ -4,41 +4,29 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/signal"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/console"
+	"github.com/berth-dev/berth/internal/sigrelay"
 )
 
-// forwarded are the signals an attached runtime relays to its container. Listing them (rather than
-// asking for every signal) matters: package signal hands each enabled signal to a helper thread, and
-// on a VM whose idle CPUs halt, every such hand-off costs a wake-up.
-var forwarded = []os.Signal{
+// forwarded are the signals an attached runtime relays to its container.
+var forwarded = []unix.Signal{
 	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
 	unix.SIGALRM, unix.SIGABRT, unix.SIGCONT, unix.SIGPWR,
 }
 
-// relay receives the signals to forward. It is set up in the background, while the container is
-// being created, so that its cost is hidden.
-type relay struct {
-	ch    chan os.Signal
-	ready chan struct{}
-}
-
-func startRelay() *relay {
-	r := &relay{ch: make(chan os.Signal, 64), ready: make(chan struct{})}
-	go func() {
-		signal.Notify(r.ch, forwarded...)
-		close(r.ready)
-	}()
-	return r
-}
-
-func (r *relay) stop() {
-	<-r.ready
-	signal.Stop(r.ch)
+// startRelay catches the forwarded signals (package sigrelay says why not os/signal). A runtime
+// that cannot catch them still runs the container, unrelayed.
+func (r *Runtime) startRelay() *sigrelay.Relay {
+	rl, err := sigrelay.Start(forwarded...)
+	if err != nil {
+		r.log().Warn("signals will not be relayed to the container", "error", err)
+		return nil
+	}
+	return rl
 }
 
 // Run creates and starts a container. Unless detach is set, it then stays attached: it relays
@@ -46,10 +34,11 @@ func (r *relay) stop() {
 // container and returns the init's exit status.
 func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, error) {
 	o.attach = !detach
-	var rl *relay
+	var rl *sigrelay.Relay
 	if !detach {
-		rl = startRelay()
-		defer rl.stop()
+		if rl = r.startRelay(); rl != nil {
+			defer rl.Stop()
+		}
 	}
 	c, err := r.Create(ctx, o)
 	if err != nil {
@@ -78,8 +67,10 @@ func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, e
 // status.
 func (c *Container) ExecAttached(ctx context.Context, o ExecOptions) (int, error) {
 	o.attach = true
-	rl := startRelay()
-	defer rl.stop()
+	rl := c.rt.startRelay()
+	if rl != nil {
+		defer rl.Stop()
+	}
 	proc, err := c.Exec(ctx, o)
 	if err != nil {
 		return -1, err
@@ -89,16 +80,22 @@ func (c *Container) ExecAttached(ctx context.Context, o ExecOptions) (int, error
 
 // attach relays signals and the terminal to the process until it exits. The wait happens on the
 // calling goroutine: the exit wakes it directly.
-func (p *Process) attach(rl *relay, send func(unix.Signal) error) (int, error) {
+func (p *Process) attach(rl *sigrelay.Relay, send func(unix.Signal) error) (int, error) {
 	stop := make(chan struct{})
 	defer close(stop)
+	var signals <-chan unix.Signal // nil, never ready, without a relay
+	if rl != nil {
+		signals = rl.C
+	}
 	go func() {
 		for {
 			select {
 			case <-stop:
 				return
-			case s := <-rl.ch:
-				sig := s.(unix.Signal)
+			case sig, ok := <-signals:
+				if !ok {
+					return
+				}
 				if sig == unix.SIGWINCH {
 					if p.master != nil {
 						_ = console.CopySize(os.Stdin, p.master)

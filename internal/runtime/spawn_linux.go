@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -196,16 +198,22 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	if traceOn {
 		env = append(env, "BERTH_TRACE=1")
 	}
-	proc, err := os.StartProcess(exe.Path(), []string{"berth-runtime", "init"}, &os.ProcAttr{
+	// syscall.ForkExec rather than os.StartProcess: the latter probes for pidfd support on first use
+	// with a throwaway clone, and the runtime tracks the child by pid and start time anyway.
+	childFDs := make([]uintptr, len(files))
+	for i, f := range files {
+		childFDs[i] = f.Fd()
+	}
+	first, err := syscall.ForkExec(exe.Path(), []string{"berth-runtime", "init"}, &syscall.ProcAttr{
 		Env:   env,
 		Dir:   cfg.dir,
-		Files: files,
+		Files: childFDs,
 	})
+	goruntime.KeepAlive(files)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("start the container process: %w", err)
 	}
-	first := proc.Pid
 	trace("started-process")
 	fail := func(e error) (*child, error) {
 		_ = unix.Kill(first, unix.SIGKILL)
