@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/berth-dev/berth/internal/nsexec"
 	"github.com/berth-dev/berth/internal/runtime"
 )
 
@@ -112,11 +113,18 @@ func cmdPs(ctx context.Context, g *globals, args []string) error {
 	if len(psArgs) == 0 {
 		psArgs = []string{"-ef"}
 	}
-	out, err := exec.CommandContext(ctx, "ps", psArgs...).Output()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "ps", psArgs...)
+	cmd.Stdout = &out
+	cmd.Stderr = os.Stderr
+	err = nsexec.WithHostTimerSlack(cmd.Start)
+	if err == nil {
+		err = cmd.Wait()
+	}
 	if err != nil {
 		return fmt.Errorf("ps %s: %w", strings.Join(psArgs, " "), err)
 	}
-	return filterPs(out, pids)
+	return filterPs(out.Bytes(), pids)
 }
 
 // filterPs keeps ps's header and the lines of the container's processes.

@@ -179,8 +179,28 @@ static void wait_for_runtime(void)
 	read_frame(ack, sizeof(ack));
 }
 
+// The Go runtime's monitor thread (sysmon) sleeps 20 microseconds at a time while the process is
+// busy, and the default 50-microsecond timer slack lets it wake some 80 times in a container start:
+// each wake-up of an idle virtual CPU is a VM exit. A millisecond of slack, set before the runtime
+// starts any thread (threads inherit it), cuts that tenfold. The host's value is kept so that
+// every program the runtime starts (the container's, hooks) gets it back: see timerslack.go.
+#define RELAXED_TIMER_SLACK_NS 1000000
+unsigned long berth_host_timer_slack;
+int berth_timer_slack_relaxed;
+
+static void relax_timer_slack(void)
+{
+	int cur = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+	if (cur <= 0 || cur >= RELAXED_TIMER_SLACK_NS)
+		return;
+	berth_host_timer_slack = (unsigned long)cur;
+	if (prctl(PR_SET_TIMERSLACK, RELAXED_TIMER_SLACK_NS, 0, 0, 0) == 0)
+		berth_timer_slack_relaxed = 1;
+}
+
 __attribute__((constructor)) static void berth_nsexec(void)
 {
+	relax_timer_slack();
 	const char *env = getenv("_BERTH_SYNC_FD");
 	if (env == NULL || *env == '\0')
 		return;

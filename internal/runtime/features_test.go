@@ -283,3 +283,39 @@ func TestRootless(t *testing.T) {
 	want(t, "rootless run", as(bin, "run", "--bundle", dir, "rl"), 0, "0\n", fmt.Sprintf("map 0 %d 1", nobody), "writable")
 	want(t, "nothing left", as(bin, "list", "-q"), 0)
 }
+
+// TestTimerSlackIsTheCallers: the runtime relaxes its own timer slack (see internal/nsexec), but the
+// container's program and hooks get the slack of whoever ran the runtime: here a distinctive value
+// set on the thread that starts it.
+func TestTimerSlackIsTheCallers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const slack = 123457
+	hookOut := filepath.Join(t.TempDir(), "hook-slack")
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, slack, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	r := e.runOut([]string{"cat", "/proc/self/timerslack_ns"}, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{
+			Path: "/bin/sh", Args: []string{"sh", "-c", "cat /proc/self/timerslack_ns > " + hookOut},
+		}}}
+	})
+	// Back to the default for whatever runs on this thread next.
+	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 0, 0, 0, 0)
+	if r.code != 0 {
+		t.Fatalf("run: %v", r)
+	}
+	want := fmt.Sprint(slack)
+	if got := strings.TrimSpace(r.stdout); got != want {
+		t.Errorf("container's timer slack %q, want the caller's %q", got, want)
+	}
+	b, err := os.ReadFile(hookOut)
+	if err != nil {
+		t.Fatalf("hook output: %v", err)
+	}
+	if got := strings.TrimSpace(string(b)); got != want {
+		t.Errorf("hook's timer slack %q, want the caller's %q", got, want)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/internal/nsexec"
 )
 
 // runHooks runs hooks in order with the container state on their stdin, stopping at the first
@@ -58,7 +60,10 @@ func runHook(h specs.Hook, state []byte) error {
 	cmd.Stderr = cmd.Stdout
 	// A hook's own children may keep its output open; do not wait for them forever.
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	err := nsexec.WithHostTimerSlack(cmd.Start)
+	if err == nil {
+		err = cmd.Wait()
+	}
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("timed out after %d seconds", *h.Timeout)
 	}

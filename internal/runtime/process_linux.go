@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/capabilities"
 	"github.com/berth-dev/berth/internal/linux"
+	"github.com/berth-dev/berth/internal/nsexec"
 	"github.com/berth-dev/berth/internal/seccomp"
 )
 
@@ -278,6 +279,7 @@ func (e *execProcess) execute() error {
 			return err
 		}
 	}
+	nsexec.RestoreHostTimerSlack()
 	// syscall.Exec, not unix.Exec: it restores the soft RLIMIT_NOFILE that the Go runtime raised for
 	// itself, so that the container does not inherit it.
 	err := syscall.Exec(e.path, p.Args, e.env)

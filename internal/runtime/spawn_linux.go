@@ -204,10 +204,14 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	for i, f := range files {
 		childFDs[i] = f.Fd()
 	}
-	first, err := syscall.ForkExec(exe.Path(), []string{"berth-runtime", "init"}, &syscall.ProcAttr{
-		Env:   env,
-		Dir:   cfg.dir,
-		Files: childFDs,
+	var first int
+	err = nsexec.WithHostTimerSlack(func() (err error) {
+		first, err = syscall.ForkExec(exe.Path(), []string{"berth-runtime", "init"}, &syscall.ProcAttr{
+			Env:   env,
+			Dir:   cfg.dir,
+			Files: childFDs,
+		})
+		return err
 	})
 	goruntime.KeepAlive(files)
 	if err != nil {
