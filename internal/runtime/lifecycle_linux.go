@@ -35,9 +35,8 @@ func (c *Container) Start(ctx context.Context) error {
 		}
 		return fmt.Errorf("open the start FIFO: %w", err)
 	}
-	fifo := os.NewFile(uintptr(fd), path)
-	defer fifo.Close()
-	first, err := c.readFifo(ctx, fifo, 1)
+	defer unix.Close(fd)
+	first, err := c.readFifo(ctx, fd, 1)
 	if err != nil {
 		return err
 	}
@@ -46,7 +45,7 @@ func (c *Container) Start(ctx context.Context) error {
 	}
 	// From here the container is running: a second start must fail.
 	_ = os.Remove(path)
-	rest, err := c.readFifo(ctx, fifo, 64<<10)
+	rest, err := c.readFifo(ctx, fd, 64<<10)
 	if err != nil {
 		return err
 	}
@@ -63,11 +62,13 @@ func (c *Container) Start(ctx context.Context) error {
 
 // readFifo reads up to max bytes: until max are read, or EOF (every writer closed). It gives up if the
 // init dies without ever opening the FIFO.
-func (c *Container) readFifo(ctx context.Context, f *os.File, max int) ([]byte, error) {
+func (c *Container) readFifo(ctx context.Context, fd int, max int) ([]byte, error) {
 	var out []byte
-	buf := make([]byte, max)
+	// The FIFO carries one byte, or a short error: a small buffer, grown by append if need be,
+	// rather than max bytes to allocate and zero each start.
+	buf := make([]byte, min(max, 512))
 	for len(out) < max {
-		fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, 100)
 		if err != nil && err != unix.EINTR {
 			return nil, fmt.Errorf("poll the start FIFO: %w", err)
@@ -84,7 +85,7 @@ func (c *Container) readFifo(ctx context.Context, f *os.File, max int) ([]byte, 
 		if fds[0].Revents&(unix.POLLIN|unix.POLLHUP) == 0 {
 			continue
 		}
-		r, err := unix.Read(int(f.Fd()), buf[:max-len(out)])
+		r, err := unix.Read(fd, buf[:min(len(buf), max-len(out))])
 		if err == unix.EAGAIN || err == unix.EINTR {
 			continue
 		}
