@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/internal/runtime"
+	"github.com/berth-dev/berth/internal/specjson"
 )
 
 func cmdExec(ctx context.Context, g *globals, args []string) error {
@@ -55,7 +55,7 @@ func cmdExec(ctx context.Context, g *globals, args []string) error {
 			return fmt.Errorf("--process: %w", err)
 		}
 		p = &specs.Process{}
-		if err := json.Unmarshal(b, p); err != nil {
+		if err := specjson.UnmarshalProcess(b, p); err != nil {
 			return fmt.Errorf("--process %s: %w: %v", processFile, runtime.ErrInvalid, err)
 		}
 	} else {

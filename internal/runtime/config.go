@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/linux"
 	"github.com/berth-dev/berth/internal/mount"
 	"github.com/berth-dev/berth/internal/nsexec"
+	"github.com/berth-dev/berth/internal/specjson"
 )
 
 // LoadSpec reads and validates a bundle's config.json. It returns the raw bytes as well, so that the
@@ -29,7 +30,7 @@ func LoadSpec(bundle string) (*specs.Spec, []byte, error) {
 		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	var spec specs.Spec
-	if err := json.Unmarshal(raw, &spec); err != nil {
+	if err := specjson.Unmarshal(raw, &spec); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w: %s", path, ErrInvalid, jsonError(raw, err))
 	}
 	if err := Validate(&spec); err != nil {
@@ -39,8 +40,16 @@ func LoadSpec(bundle string) (*specs.Spec, []byte, error) {
 }
 
 // jsonError turns a decoding error into one that says where and what, including the field for type
-// errors ("process.user.uid: expected uint32, got string").
+// errors ("process.user.uid: expected uint32, got a JSON string").
 func jsonError(raw []byte, err error) string {
+	var sse *specjson.SyntaxError
+	if errors.As(err, &sse) {
+		return fmt.Sprintf("malformed JSON at %v", sse)
+	}
+	var ste *specjson.TypeError
+	if errors.As(err, &ste) {
+		return ste.Error()
+	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		line := 1 + strings.Count(string(raw[:min(int(se.Offset), len(raw))]), "\n")

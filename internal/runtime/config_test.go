@@ -24,7 +24,9 @@ func TestLoadSpecErrorsNameTheField(t *testing.T) {
 	for _, c := range []struct{ raw, want string }{
 		{`{`, "malformed JSON"},
 		{`{"ociVersion": 1}`, "ociVersion: expected string"},
-		{`{"ociVersion": "1.0.0", "process": {"args": "sh"}}`, "process.args: expected []string"},
+		{"{\n  \"ociVersion\": \"1.0.0\",\n  \"process\": {\"user\": {\"uid\": -1}}}", "process.user.uid"},
+		{"{\n  \"ociVersion\": \"1.0.0\",\n  \"hostname\": tru}", "malformed JSON at line 3"},
+		{`{"ociVersion": "1.0.0", "process": {"args": "sh"}}`, "process.args: expected array, got a JSON string"},
 		{`{"ociVersion": "0.9.0"}`, "ociVersion"},
 		{`{"ociVersion": "1.2.0", "root": {"path": "rootfs"}}`, "linux: invalid argument"},
 		{strings.Replace(string(base), `"cwd":"/"`, `"cwd":""`, 1), "process.cwd"},

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/cgroups"
+	"github.com/berth-dev/berth/internal/specjson"
 )
 
 // Runtime is the runtime half, configured by the global command-line options.
@@ -59,7 +60,7 @@ func (c *Container) DefaultProcess() (*specs.Process, error) {
 		return nil, nil
 	}
 	var p specs.Process
-	if err := json.Unmarshal(c.rec.Process, &p); err != nil {
+	if err := specjson.UnmarshalProcess(c.rec.Process, &p); err != nil {
 		return nil, fmt.Errorf("container %q: stored process: %w", c.rec.ID, err)
 	}
 	return &p, nil
@@ -69,7 +70,7 @@ func (c *Container) DefaultProcess() (*specs.Process, error) {
 func (c *Container) Spec() (*specs.Spec, error) {
 	if c.spec == nil {
 		var s specs.Spec
-		if err := json.Unmarshal(c.rec.Spec, &s); err != nil {
+		if err := specjson.Unmarshal(c.rec.Spec, &s); err != nil {
 			return nil, fmt.Errorf("container %q: stored config: %w", c.rec.ID, err)
 		}
 		c.spec = &s

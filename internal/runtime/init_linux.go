@@ -17,6 +17,7 @@ import (
 	"github.com/berth-dev/berth/internal/nsexec"
 	"github.com/berth-dev/berth/internal/pathrs"
 	"github.com/berth-dev/berth/internal/seccomp"
+	"github.com/berth-dev/berth/internal/specjson"
 )
 
 // IsContainerProcess reports whether this process was started by the runtime to become a container
@@ -45,9 +46,9 @@ func containerInit(conn *os.File) error {
 	if err != nil {
 		return fmt.Errorf("read init config: %w", err)
 	}
-	var cfg initConfig
-	if err := json.Unmarshal(body, &cfg); err != nil {
-		return fmt.Errorf("decode init config: %w", err)
+	cfg, err := decodeInitConfig(body)
+	if err != nil {
+		return err
 	}
 	// Nothing the runtime passed beyond the preserved descriptors may reach the container's program.
 	if err := unix.CloseRange(uint(3+cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
@@ -89,9 +90,9 @@ func containerInit(conn *os.File) error {
 	debug := func(msg string) { _ = nsexec.WriteJSON(conn, message{Type: msgWarning, Message: msg, Debug: true}) }
 	switch cfg.Mode {
 	case modeInit:
-		return initContainer(conn, &cfg, warn, debug)
+		return initContainer(conn, cfg, warn, debug)
 	case modeExec:
-		return initExec(conn, &cfg, warn, debug)
+		return initExec(conn, cfg, warn, debug)
 	}
 	return fmt.Errorf("unknown init mode %q", cfg.Mode)
 }
@@ -271,48 +272,17 @@ func writeAt(dirfd int, path, value string) error {
 	return err
 }
 
-// initSpec is the part of the configuration the container half uses. Decoding only it, rather
-// than the whole runtime-spec type tree (resources, seccomp, other platforms), saves most of the
-// reflection set-up encoding/json pays on its first use of each type, at every container start.
-type initSpec struct {
-	Process    *specs.Process `json:"process"`
-	Hostname   string         `json:"hostname"`
-	Domainname string         `json:"domainname"`
-	Mounts     []specs.Mount  `json:"mounts"`
-	Root       *specs.Root    `json:"root"`
-	Hooks      *struct {
-		CreateContainer []specs.Hook `json:"createContainer"`
-		StartContainer  []specs.Hook `json:"startContainer"`
-	} `json:"hooks"`
-	Linux *struct {
-		Devices           []specs.LinuxDevice      `json:"devices"`
-		Sysctl            map[string]string        `json:"sysctl"`
-		RootfsPropagation string                   `json:"rootfsPropagation"`
-		MaskedPaths       []string                 `json:"maskedPaths"`
-		ReadonlyPaths     []string                 `json:"readonlyPaths"`
-		MountLabel        string                   `json:"mountLabel"`
-		Personality       *specs.LinuxPersonality  `json:"personality"`
-		MemoryPolicy      *specs.LinuxMemoryPolicy `json:"memoryPolicy"`
-	} `json:"linux"`
-}
-
+// decodeInitSpec decodes the configuration the runtime half validated.
 func decodeInitSpec(raw []byte) (*specs.Spec, error) {
-	var is initSpec
-	if err := json.Unmarshal(raw, &is); err != nil {
+	s := &specs.Spec{}
+	if err := specjson.Unmarshal(raw, s); err != nil {
 		return nil, err
 	}
-	s := &specs.Spec{Process: is.Process, Hostname: is.Hostname, Domainname: is.Domainname, Mounts: is.Mounts, Root: is.Root, Linux: &specs.Linux{}}
 	if s.Root == nil {
 		s.Root = &specs.Root{}
 	}
-	if h := is.Hooks; h != nil {
-		s.Hooks = &specs.Hooks{CreateContainer: h.CreateContainer, StartContainer: h.StartContainer}
-	}
-	if l := is.Linux; l != nil {
-		s.Linux = &specs.Linux{
-			Devices: l.Devices, Sysctl: l.Sysctl, RootfsPropagation: l.RootfsPropagation, MaskedPaths: l.MaskedPaths,
-			ReadonlyPaths: l.ReadonlyPaths, MountLabel: l.MountLabel, Personality: l.Personality, MemoryPolicy: l.MemoryPolicy,
-		}
+	if s.Linux == nil {
+		s.Linux = &specs.Linux{}
 	}
 	return s, nil
 }

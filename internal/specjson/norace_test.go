@@ -1,0 +1,5 @@
+//go:build !race
+
+package specjson
+
+const raceEnabled = false
