@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -188,8 +187,7 @@ func (c *Container) stateJSON(status string) []byte {
 		st.Status = specs.ContainerState(status)
 		st.Pid = c.rec.Pid
 	}
-	b, _ := json.Marshal(st.State)
-	return b
+	return encodeState(&st.State)
 }
 
 func ownerName() string {

@@ -50,12 +50,7 @@ func decodeInitConfig(body []byte) (*initConfig, error) {
 			if r.Null() {
 				return nil
 			}
-			cfg.Cgroups = map[string]string{}
-			err = r.Object(func(k []byte) error {
-				v, err := r.String()
-				cfg.Cgroups[string(k)] = v
-				return err
-			})
+			cfg.Cgroups, err = stringMap(r)
 		case "consoleFD":
 			cfg.ConsoleFD, err = intValue(r)
 		case "fifoDirFD":

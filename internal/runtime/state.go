@@ -106,12 +106,7 @@ func decodeFilter(b []byte) []unix.SockFilter {
 func (r *record) summarize(s *specs.Spec, raw []byte) {
 	r.Annotations = s.Annotations
 	r.Namespaces = s.Linux.Namespaces
-	var top struct {
-		Process json.RawMessage `json:"process"`
-	}
-	if json.Unmarshal(raw, &top) == nil && len(top.Process) > 0 && string(top.Process) != "null" {
-		r.Process = top.Process
-	}
+	r.Process = rawMember(raw, "process")
 	if s.Hooks != nil {
 		r.Poststart, r.Poststop = s.Hooks.Poststart, s.Hooks.Poststop
 	}
@@ -137,10 +132,7 @@ func ValidateID(id string) error {
 // atomic against a SIGKILL of the writer, which is the crash that matters here.
 func writeRecord(dir string, r *record) error {
 	r.Version = stateVersion
-	b, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode state: %w", err)
-	}
+	b := encodeRecord(r)
 	// A fixed temporary name is enough: commands on one container do not write its state at once.
 	tmp := filepath.Join(dir, ".state.tmp")
 	if err := linux.CreateFile(tmp, b, 0o600); err != nil {
@@ -158,14 +150,14 @@ func readRecord(dir string) (*record, error) {
 	if err != nil {
 		return nil, err
 	}
-	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
+	r, err := decodeRecord(b)
+	if err != nil {
 		return nil, fmt.Errorf("state file %s is corrupt: %w", filepath.Join(dir, stateFile), err)
 	}
 	if r.Version != stateVersion {
 		return nil, fmt.Errorf("state file %s has version %d, this runtime reads %d", filepath.Join(dir, stateFile), r.Version, stateVersion)
 	}
-	return &r, nil
+	return r, nil
 }
 
 // procStat reads the state letter and start time of a process, or reports that it is gone.
