@@ -16,6 +16,7 @@ build:
 	@mkdir -p $(BIN)
 	@command -v musl-gcc >/dev/null || echo 'warning: musl-gcc not found (make deps installs musl-tools): linking against glibc, slower to start' >&2
 	CGO_ENABLED=1 CC=$(CC_STATIC) $(GO) build -trimpath $(STATIC) -o $(BIN)/berth-runtime ./cmd/berth-runtime
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/berth ./cmd/berth
 
 # ---- setup, tests, conformance, benchmarks, demo (see README.md)
 .PHONY: deps test unit integration conformance conformance-quick lint bench demo clean
@@ -37,9 +38,11 @@ integration:
 conformance-quick: build
 	@echo "== conformance (quick)"
 	scripts/conformance/runtime-tools.sh --quick
+	scripts/conformance/distribution-spec.sh --quick
 
 conformance: build
 	scripts/conformance/runtime-tools.sh
+	scripts/conformance/distribution-spec.sh
 
 lint:
 	@echo "== lint"

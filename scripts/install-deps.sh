@@ -29,3 +29,5 @@ fi
 command -v go >/dev/null || { echo "install-deps: Go not found at /usr/local/go/bin" >&2; exit 1; }
 # Go modules and the pinned tools (staticcheck, the conformance suites) come through the module proxy.
 go mod download
+# the 2023 distribution-spec conformance suite is pinned in a module of its own (see its go.mod)
+(cd tools/conformance-legacy && go mod download)
