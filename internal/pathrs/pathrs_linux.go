@@ -94,7 +94,7 @@ func ensureDepth(root *os.File, path string, mode os.FileMode, file bool, depth 
 					return nil, lerr
 				}
 				f.Close()
-				fd, err = openat2(int(root.Fd()), prefix, unix.O_PATH|unix.O_CLOEXEC)
+				err = nil // opened below, once
 			} else if last && file {
 				var cfd int
 				cfd, err = unix.Openat(parent, part, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, uint32(mode.Perm()))

@@ -95,3 +95,39 @@ func TestMkdirAllRefusesAFile(t *testing.T) {
 		t.Fatal("MkdirAll below a regular file succeeded")
 	}
 }
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// Creating through a dangling symlink once leaked the descriptor of the link's target.
+func TestDanglingLinkLeaksNoDescriptor(t *testing.T) {
+	root := t.TempDir()
+	rf, err := os.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	before := openFDs(t)
+	for i := range 20 {
+		link := filepath.Join(root, "l")
+		os.Remove(link)
+		os.RemoveAll(filepath.Join(root, "target"))
+		if err := os.Symlink("target", link); err != nil {
+			t.Fatal(err)
+		}
+		f, err := MkdirAll(rf, "l/sub", 0o755)
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		f.Close()
+	}
+	if after := openFDs(t); after != before {
+		t.Fatalf("%d descriptors open after 20 creations through a dangling link, %d before", after, before)
+	}
+}
