@@ -1,5 +1,6 @@
 // Package reference parses and validates the identifiers that appear in distribution-spec URLs:
-// repository names, tags, digests and the <reference> of a manifest path (a tag or a digest).
+// repository names, tags, digests and the <reference> of a manifest path (a tag or a digest), and
+// the image references clients write (HOST/NAME:TAG@DIGEST, ParseImage).
 //
 // It implements the grammar of the distribution-spec ("Pulling manifests" and "Content discovery")
 // by hand, without regular expressions, because every request goes through it; the fuzz targets
