@@ -14,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/internal/mount"
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/seccomp"
+	"github.com/berth-dev/berth/internal/specdefault"
 )
 
 func cmdSpec(ctx context.Context, g *globals, args []string) error {
@@ -29,9 +30,9 @@ func cmdSpec(ctx context.Context, g *globals, args []string) error {
 	if len(rest) > 0 {
 		return usagef("unexpected arguments %q", rest)
 	}
-	s := runtime.DefaultSpec()
+	s := specdefault.Spec()
 	if rootless {
-		runtime.MakeRootless(s, os.Getuid(), os.Getgid())
+		specdefault.Rootless(s, os.Getuid(), os.Getgid())
 	}
 	b, err := json.MarshalIndent(s, "", "\t")
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/internal/specdefault"
 )
 
 func writeConfig(t testing.TB, raw []byte) string {
@@ -20,7 +22,7 @@ func writeConfig(t testing.TB, raw []byte) string {
 }
 
 func TestLoadSpecErrorsNameTheField(t *testing.T) {
-	base, _ := json.Marshal(DefaultSpec())
+	base, _ := json.Marshal(specdefault.Spec())
 	for _, c := range []struct{ raw, want string }{
 		{`{`, "malformed JSON"},
 		{`{"ociVersion": 1}`, "ociVersion: expected string"},
@@ -62,7 +64,7 @@ func TestValidateSysctl(t *testing.T) {
 // FuzzLoadSpec: no config.json makes the parser and validator panic, and every refusal is an
 // invalid-argument error.
 func FuzzLoadSpec(f *testing.F) {
-	base, _ := json.Marshal(DefaultSpec())
+	base, _ := json.Marshal(specdefault.Spec())
 	f.Add(base)
 	f.Add([]byte(`{"ociVersion":"1.0.0"}`))
 	f.Add([]byte(`{"ociVersion":"1.2.0","root":{"path":"/"},"linux":{"namespaces":[{"type":"pid"}],"sysctl":{"net.x":"1"}},"mounts":[{"destination":"/x","type":"bind","options":["rbind","rro"]}]}`))

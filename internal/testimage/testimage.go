@@ -13,7 +13,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/berth-dev/berth/internal/runtime"
+	"github.com/berth-dev/berth/internal/specdefault"
 )
 
 // BusyboxPath is where Debian's busybox-static installs a statically linked busybox.
@@ -100,7 +100,7 @@ type BundleOptions struct {
 // Bundle writes dir/config.json for a container whose root is rootfs (absolute, or relative to
 // dir). It starts from the usual namespaces and mounts, without a terminal.
 func Bundle(dir, rootfs string, o BundleOptions) (*specs.Spec, error) {
-	s := runtime.DefaultSpec()
+	s := specdefault.Spec()
 	s.Root.Path = rootfs
 	s.Root.Readonly = false
 	s.Process.Terminal = o.Terminal

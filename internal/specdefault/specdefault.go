@@ -1,15 +1,14 @@
-package runtime
+package specdefault
 
 import (
-	"os"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// DefaultSpec is the configuration the spec command writes: a shell in ./rootfs with the usual
+// Spec is the configuration the spec command writes: a shell in ./rootfs with the usual
 // mounts, namespaces and a small capability set, as runc's is.
-func DefaultSpec() *specs.Spec {
+func Spec() *specs.Spec {
 	caps := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
 	return &specs.Spec{
 		Version: specs.Version,
@@ -53,10 +52,10 @@ func DefaultSpec() *specs.Spec {
 	}
 }
 
-// MakeRootless adapts a spec for an unprivileged user: a user namespace mapping that user to root,
+// Rootless adapts a spec for an unprivileged user: a user namespace mapping that user to root,
 // the host's /sys bound (sysfs cannot be mounted without owning the network namespace's user
 // namespace), no devpts gid and no cgroup limits.
-func MakeRootless(s *specs.Spec, uid, gid int) {
+func Rootless(s *specs.Spec, uid, gid int) {
 	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(uid), Size: 1}}
 	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(gid), Size: 1}}
@@ -80,10 +79,4 @@ func MakeRootless(s *specs.Spec, uid, gid int) {
 		mounts = append(mounts, m)
 	}
 	s.Mounts = mounts
-}
-
-// LSMEnabled reports whether SELinux and AppArmor are active on this host.
-func LSMEnabled() (selinux, apparmor bool) {
-	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
-	return selinuxEnabled(), err == nil && strings.TrimSpace(string(b)) == "Y"
 }
