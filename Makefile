@@ -52,6 +52,7 @@ lint:
 
 bench: build
 	scripts/bench/runtime.sh
+	scripts/bench/registry.sh
 
 demo: deps build
 	scripts/demo.sh
