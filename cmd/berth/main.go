@@ -20,6 +20,7 @@ import (
 // (registry.go; an `image` command goes in image.go and gets its line here).
 func commands() []*command {
 	return []*command{
+		imageCommand(),
 		registryCommand(),
 	}
 }

@@ -43,13 +43,18 @@ func Detect(r io.Reader) (Compression, io.Reader, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return 0, nil, fmt.Errorf("read layer header: %w", err)
 	}
+	return Sniff(head), br, nil
+}
+
+// Sniff tells the compression from a blob's first bytes (four are enough).
+func Sniff(head []byte) Compression {
 	switch {
 	case bytes.HasPrefix(head, gzipMagic):
-		return Gzip, br, nil
+		return Gzip
 	case bytes.HasPrefix(head, zstdMagic):
-		return Zstd, br, nil
+		return Zstd
 	}
-	return Uncompressed, br, nil
+	return Uncompressed
 }
 
 // Decompress returns the tar stream inside r, compressed as c. Close releases the decompressor (it
