@@ -291,4 +291,3 @@ func writeAtomically(file string, fn func(io.Writer) error) error {
 func writeFileAtomically(file string, b []byte) error {
 	return writeAtomically(file, func(w io.Writer) error { _, err := w.Write(b); return err })
 }
-

@@ -23,8 +23,10 @@ type tentry struct {
 	mode             int64
 }
 
-func f(name, body string) tentry { return tentry{name: name, body: body, typ: tar.TypeReg, mode: 0o644} }
-func d(name string) tentry       { return tentry{name: name, typ: tar.TypeDir, mode: 0o755} }
+func f(name, body string) tentry {
+	return tentry{name: name, body: body, typ: tar.TypeReg, mode: 0o644}
+}
+func d(name string) tentry { return tentry{name: name, typ: tar.TypeDir, mode: 0o755} }
 func sl(name, target string) tentry {
 	return tentry{name: name, link: target, typ: tar.TypeSymlink, mode: 0o777}
 }
