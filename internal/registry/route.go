@@ -1,6 +1,9 @@
 package registry
 
-import "strings"
+import (
+	"net/url"
+	"strings"
+)
 
 // route is a request path decoded into one of the spec's endpoints.
 type route struct {
@@ -68,4 +71,17 @@ func parseRoute(path string) route {
 		}
 	}
 	return route{kind: kindUnknown}
+}
+
+// routeEscaped routes a path sent with escapes (or characters Go would have escaped, such as '!').
+// The decoded path is used when decoding made no new '/' (a client that escapes ':' in a digest
+// still reaches its manifest), the path as sent otherwise ("a%2Fb" is one name, which its
+// validator refuses). Either way a name, tag or digest holding a character the grammars forbid
+// gets the spec's error for it (NAME_INVALID, MANIFEST_INVALID, DIGEST_INVALID), not "no such
+// endpoint".
+func routeEscaped(u *url.URL) route {
+	if strings.Count(u.Path, "/") == strings.Count(u.RawPath, "/") {
+		return parseRoute(u.Path)
+	}
+	return parseRoute(u.RawPath)
 }

@@ -217,8 +217,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rt := parseRoute(r.URL.Path)
 	if r.URL.RawPath != "" {
-		// an escaped character in the path: no name, tag or digest contains one
-		rt = route{kind: kindUnknown}
+		rt = routeEscaped(r.URL)
 	}
 	rec := recorderPool.Get().(*recorder)
 	*rec = recorder{ResponseWriter: w}
