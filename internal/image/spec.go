@@ -12,6 +12,8 @@ import (
 	"github.com/berth-dev/berth/internal/specdefault"
 )
 
+const bundleSpecVersion = "1.0.2"
+
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // SpecOptions adjust the runtime config made from an image.
@@ -32,6 +34,9 @@ type SpecOptions struct {
 // labels, stop signal, exposed ports and platform → annotations.
 func Spec(cfg ocispec.Image, rootfs string, o SpecOptions) (*specs.Spec, error) {
 	s := specdefault.Spec()
+	// The bundle uses nothing newer than runtime-spec 1.0.2, and says so: runtimes of a few years
+	// ago (Debian 12's crun 1.8) refuse a version they do not know.
+	s.Version = bundleSpecVersion
 	s.Root.Path = "rootfs"
 	s.Root.Readonly = false
 	s.Process.Terminal = o.Terminal
