@@ -31,6 +31,11 @@ type Options struct {
 	NoChown bool
 	// Logger receives what was skipped; nil means slog.Default().
 	Logger *slog.Logger
+	// LowerDir, with Overlay, describes the directories of the layers below: a directory that an
+	// entry needs but this layer does not list is created with the lower one's owner, mode and
+	// times (as overlayfs shows a directory copied up), not as root's 0755. It returns false when
+	// no lower layer has the directory.
+	LowerDir func(name string) (unix.Stat_t, bool)
 }
 
 // Result sums up what a layer held.
@@ -190,7 +195,9 @@ func (a *applier) withParent(dir string, f func(pfd int) error) error {
 	if !a.hasParent || a.parentPath != dir {
 		a.dropParent()
 		fd, err := openInRoot(a.rootFD, dir, unix.O_PATH|unix.O_DIRECTORY)
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, unix.ENOENT) && a.o.LowerDir != nil {
+			fd, err = a.mkdirLikeLower(dir)
+		} else if errors.Is(err, unix.ENOENT) {
 			var pf *os.File
 			if pf, err = pathrs.MkdirAll(a.root, dir, 0o755); err == nil {
 				fd, err = unix.Dup(int(pf.Fd()))
@@ -203,6 +210,46 @@ func (a *applier) withParent(dir string, f func(pfd int) error) error {
 		a.parentPath, a.parentFD, a.hasParent = dir, fd, true
 	}
 	return f(a.parentFD)
+}
+
+// mkdirLikeLower creates the missing components of dir one by one, each with the attributes of the
+// same directory in the lower layers when they have it, and returns an O_PATH descriptor of dir.
+func (a *applier) mkdirLikeLower(dir string) (int, error) {
+	parts := strings.Split(dir, "/")
+	for i := range parts {
+		prefix := strings.Join(parts[:i+1], "/")
+		fd, err := openInRoot(a.rootFD, prefix, unix.O_PATH|unix.O_DIRECTORY)
+		if err == nil {
+			if i == len(parts)-1 {
+				return fd, nil
+			}
+			unix.Close(fd)
+			continue
+		}
+		if !errors.Is(err, unix.ENOENT) {
+			return -1, err
+		}
+		pfd, err := a.openDir(strings.Join(parts[:i], "/"))
+		if err != nil {
+			return -1, err
+		}
+		// Not found below: what a tar's implicit parent gets, as in the flattened case.
+		hdr := &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Now()}
+		if st, ok := a.o.LowerDir(prefix); ok {
+			hdr.Mode, hdr.Uid, hdr.Gid = int64(st.Mode&0o7777), int(st.Uid), int(st.Gid)
+			hdr.AccessTime, hdr.ModTime = time.Unix(st.Atim.Unix()), time.Unix(st.Mtim.Unix())
+		}
+		err = unix.Mkdirat(pfd, parts[i], 0o700)
+		if err == nil {
+			err = a.metaAt(pfd, parts[i], hdr)
+			a.dirs[prefix] = dirTimes{hdr.AccessTime, hdr.ModTime}
+		}
+		unix.Close(pfd)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return -1, fmt.Errorf("mkdir %s: %w", prefix, err)
+		}
+	}
+	return openInRoot(a.rootFD, dir, unix.O_PATH|unix.O_DIRECTORY)
 }
 
 func (a *applier) dropParent() {

@@ -11,6 +11,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/archive"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -23,6 +24,8 @@ type UnpackOptions struct {
 	// Overlay keeps whiteouts as overlayfs markers instead of applying them (for one layer per dir).
 	Overlay bool
 	Logger  *slog.Logger
+	// LowerDir: see archive.Options (for Overlay: the directories of the layers below).
+	LowerDir func(name string) (unix.Stat_t, bool)
 	// Progress, if set, is called with each layer's index once it is applied.
 	Progress func(layer int, desc ocispec.Descriptor)
 }
@@ -79,7 +82,7 @@ func Unpack(ctx context.Context, p Provider, layers []Layer, dir string, o Unpac
 		prev = done
 	}
 	for i, l := range layers {
-		_, err := archive.Apply(ctx, dir, pipes[i], archive.Options{Overlay: o.Overlay, NoChown: o.NoChown, Logger: o.Logger})
+		_, err := archive.Apply(ctx, dir, pipes[i], archive.Options{Overlay: o.Overlay, NoChown: o.NoChown, Logger: o.Logger, LowerDir: o.LowerDir})
 		if err == nil {
 			// The tar ends before its blob does (padding): the producer's verdict on the digests
 			// comes with the end of the stream.
