@@ -9,14 +9,18 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
-
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // hostAuth is what the client learnt about a host's authentication: the scheme of its last
 // challenge, and for bearer tokens the realm, service and the tokens fetched, per scope set.
 type hostAuth struct {
+	// first is held by the first request to the host until its answer is in, so that
+	// concurrent first requests (a push's HEADs) do not all collect a challenge.
+	first   sync.Mutex
+	known   atomic.Bool
 	mu      sync.Mutex
 	scheme  string // "", "basic" or "bearer"
 	realm   string

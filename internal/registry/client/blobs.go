@@ -211,17 +211,25 @@ func (c *Client) pushBlob(ctx context.Context, repo reference.Image, desc ocispe
 	if err != nil {
 		return 0, err
 	}
-	drain(resp)
-	if resp.StatusCode == http.StatusOK {
+	switch resp.StatusCode {
+	case http.StatusOK:
+		drain(resp)
 		return StateExists, nil
+	case http.StatusNotFound:
+		drain(resp)
+	default:
+		return 0, responseError(resp)
 	}
 	uploads := c.baseURL(repo.Host) + "/v2/" + repo.Name + "/blobs/uploads/"
 	var loc *url.URL
 	var minChunk int64
+	var sources []string
 	for _, from := range opts.MountFrom {
-		if from == repo.Name || reference.ValidateName(from) != nil {
-			continue
+		if from != repo.Name && reference.ValidateName(from) == nil {
+			sources = append(sources, from)
 		}
+	}
+	for i, from := range sources {
 		q := url.Values{"mount": {string(desc.Digest)}, "from": {from}}
 		resp, err := c.do(ctx, &req{method: http.MethodPost, url: uploads + "?" + q.Encode(), length: 0,
 			body: func() (io.ReadCloser, error) { return http.NoBody, nil },
@@ -234,20 +242,25 @@ func (c *Client) pushBlob(ctx context.Context, repo reference.Image, desc ocispe
 			drain(resp)
 			return StateMounted, nil
 		case http.StatusAccepted:
-			// not mountable (unknown there, or not ours to read): the registry opened an
-			// upload session instead, which we use
-			loc, err = resp.Location()
-			minChunk = chunkMin(resp)
+			// Not mountable from there (unknown, or not ours to read): the registry opened an
+			// upload session instead. The last one is used for the upload; the others are
+			// cancelled, so that they do not linger until the registry purges them.
+			l, lerr := resp.Location()
 			drain(resp)
-			if err != nil {
+			if lerr != nil {
 				return 0, fmt.Errorf("upload session without a Location: %w", errdefs.ErrInvalidArgument)
+			}
+			if i == len(sources)-1 {
+				loc, minChunk = l, chunkMin(resp)
+				break
+			}
+			if resp, err := c.do(ctx, &req{method: http.MethodDelete, url: l.String(),
+				host: repo.Host, repo: repo.Name, scopes: push}); err == nil {
+				drain(resp)
 			}
 		default:
 			err := responseError(resp)
 			slog.DebugContext(ctx, "cross-repository mount refused", "digest", desc.Digest, "from", from, "err", err)
-		}
-		if loc != nil {
-			break
 		}
 	}
 	u := &upload{c: c, ctx: ctx, repo: repo, desc: desc, src: src, progress: opts.Progress, uploads: uploads,

@@ -199,6 +199,21 @@ func (c *Client) newRequest(ctx context.Context, r *req) (*http.Request, error) 
 // it. Transport failures that outlast the retries are returned as errors of class
 // errdefs.ErrUnavailable.
 func (c *Client) do(ctx context.Context, r *req) (*http.Response, error) {
+	if !r.noAuth {
+		if ha := c.hostAuth(r.host); !ha.known.Load() {
+			ha.first.Lock()
+			resp, err := c.send(ctx, r)
+			if err == nil {
+				ha.known.Store(true)
+			}
+			ha.first.Unlock()
+			return resp, err
+		}
+	}
+	return c.send(ctx, r)
+}
+
+func (c *Client) send(ctx context.Context, r *req) (*http.Response, error) {
 	challenged := false
 	for attempt := 1; ; attempt++ {
 		hreq, err := c.newRequest(ctx, r)

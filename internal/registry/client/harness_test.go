@@ -107,12 +107,6 @@ func (m *memStore) bytes(d digest.Digest) []byte {
 	return m.blobs[d]
 }
 
-func (m *memStore) len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.blobs)
-}
-
 func randomBytes(seed uint64, n int) []byte {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	b := make([]byte, n)
@@ -129,7 +123,9 @@ type testImage struct {
 	layers   []ocispec.Descriptor
 }
 
-func (ti testImage) blobs() []ocispec.Descriptor { return append([]ocispec.Descriptor{ti.config}, ti.layers...) }
+func (ti testImage) blobs() []ocispec.Descriptor {
+	return append([]ocispec.Descriptor{ti.config}, ti.layers...)
+}
 
 // buildImage puts an image with layers of the given sizes (random content from seed) into s.
 func buildImage(t *testing.T, s *memStore, seed uint64, p ocispec.Platform, sizes ...int) testImage {

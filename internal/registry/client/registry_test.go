@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/registry"
+	"github.com/berth-dev/berth/internal/registry/reference"
 )
 
 var (
@@ -319,8 +320,9 @@ func TestDockerSchema2(t *testing.T) {
 	}
 }
 
-func readAll(t *testing.T, rc io.ReadCloser, err error) []byte {
+func fetchAll(t *testing.T, c *Client, repo reference.Image, d ocispec.Descriptor) []byte {
 	t.Helper()
+	rc, err := c.FetchBlob(context.Background(), repo, d)
 	if err != nil {
 		t.Fatal(err)
 	}
