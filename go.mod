@@ -10,9 +10,21 @@ require (
 	github.com/opencontainers/image-spec v1.1.1
 	github.com/opencontainers/runtime-spec v1.3.0
 	github.com/prometheus/client_golang v1.23.2
-	golang.org/x/crypto v0.50.0
+	golang.org/x/crypto v0.57.0
 	golang.org/x/sys v0.50.0
 	sigs.k8s.io/yaml v1.6.0
+)
+
+require (
+	github.com/containernetworking/cni v1.3.1
+	github.com/google/go-cmp v0.7.0 // indirect
+	github.com/google/nftables v0.3.0
+	github.com/mdlayher/netlink v1.7.3-0.20250113171957-fbb4dce95f42 // indirect
+	github.com/mdlayher/socket v0.5.0 // indirect
+	github.com/vishvananda/netlink v1.3.1
+	github.com/vishvananda/netns v0.0.5
+	golang.org/x/net v0.59.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
 )
 
 require (

@@ -122,7 +122,7 @@ func nameImage(ctx context.Context, store *content.Store, name string, target oc
 	if err := store.PutImage(ctx, content.Image{Name: name, Target: target}); err != nil {
 		return err
 	}
-	fmt.Printf("%s %s\n", name, target.Digest)
+	fmt.Fprintf(stdoutOf(ctx), "%s %s\n", name, target.Digest)
 	return nil
 }
 
@@ -181,17 +181,17 @@ func imageLsFlags(fs *flag.FlagSet) func(context.Context, []string) error {
 		switch {
 		case *quiet:
 			for _, i := range imgs {
-				fmt.Println(i.Name)
+				fmt.Fprintln(stdoutOf(ctx), i.Name)
 			}
 		case *format == "json":
 			if imgs == nil {
 				imgs = []content.Image{}
 			}
-			enc := json.NewEncoder(os.Stdout)
+			enc := json.NewEncoder(stdoutOf(ctx))
 			enc.SetIndent("", "  ")
 			return enc.Encode(imgs)
 		case *format == "table":
-			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+			tw := tabwriter.NewWriter(stdoutOf(ctx), 0, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tDIGEST\tSIZE\tCREATED")
 			for _, i := range imgs {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", i.Name, i.Target.Digest.Encoded()[:12], humanSize(imageSize(ctx, store, i.Target)), i.Created.Local().Format("2006-01-02 15:04"))
@@ -252,7 +252,7 @@ func imageInspectFlags(fs *flag.FlagSet) func(context.Context, []string) error {
 			Manifest       ocispec.Manifest   `json:"manifest"`
 			Config         ocispec.Image      `json:"config"`
 		}{img.Name, img.Target, img.ManifestDesc.Digest.String(), img.Manifest, img.Config}
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(stdoutOf(ctx))
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
@@ -306,7 +306,7 @@ func imageRmFlags(fs *flag.FlagSet) func(context.Context, []string) error {
 				errs = append(errs, err)
 				continue
 			}
-			fmt.Println(name)
+			fmt.Fprintln(stdoutOf(ctx), name)
 		}
 		return errors.Join(errs...)
 	}
@@ -334,7 +334,7 @@ func imageGCFlags(fs *flag.FlagSet) func(context.Context, []string) error {
 			verb = "would remove"
 		}
 		for _, d := range res.Blobs {
-			fmt.Println(d)
+			fmt.Fprintln(stdoutOf(ctx), d)
 		}
 		fmt.Fprintf(os.Stderr, "%s %d blobs (%s) and %d abandoned ingest files\n", verb, len(res.Blobs), humanSize(res.Bytes), res.IngestFiles)
 		return nil

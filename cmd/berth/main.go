@@ -100,7 +100,7 @@ func (c *command) dispatch(ctx context.Context, path []string, args []string, st
 		}
 		return usagef("%s: %v (see --help)", full, err)
 	}
-	return runFn(ctx, fs.Args())
+	return runFn(context.WithValue(ctx, stdoutKey{}, stdout), fs.Args())
 }
 
 func (c *command) help(w io.Writer, full string) {
@@ -113,4 +113,14 @@ func (c *command) help(w io.Writer, full string) {
 		fmt.Fprintf(w, "  %-10s %s\n", s.name, s.summary)
 	}
 	fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags.\n", full)
+}
+
+type stdoutKey struct{}
+
+// stdoutOf is where a command writes its results: run's stdout (tests run commands in-process).
+func stdoutOf(ctx context.Context) io.Writer {
+	if w, ok := ctx.Value(stdoutKey{}).(io.Writer); ok {
+		return w
+	}
+	return os.Stdout
 }

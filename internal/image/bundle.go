@@ -28,6 +28,9 @@ func Bundle(ctx context.Context, img *Image, dir string, o BundleOptions) (err e
 		return fmt.Errorf("bundle directory: %w", rerr)
 	}
 	created := false
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("bundle directory: %w", err)
+	}
 	if err := os.Mkdir(dir, 0o711); err == nil {
 		created = true
 	} else if !errors.Is(err, fs.ErrExist) {
