@@ -196,7 +196,7 @@ func (c *Client) newRequest(ctx context.Context, r *req) (*http.Request, error) 
 }
 
 // do sends r and returns the response of the last attempt, whatever its status: the caller checks
-// it. Transport failures that outlast the retries are returned as errors of class
+// it. Transient transport failures that outlast the retries are errors of class
 // errdefs.ErrUnavailable.
 func (c *Client) do(ctx context.Context, r *req) (*http.Response, error) {
 	if !r.noAuth {
@@ -240,6 +240,9 @@ func (c *Client) send(ctx context.Context, r *req) (*http.Response, error) {
 			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if !retryableErr(ctx, err) {
+				return nil, err // a certificate that does not verify is not a registry that is down
 			}
 			return nil, fmt.Errorf("%w: %w", errdefs.ErrUnavailable, err)
 		}

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/registry"
+	imagespec "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // failing answers the first n requests that match with status (and Retry-After, if set), and
@@ -327,4 +330,78 @@ func TestCrossRepoMount(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPulled(t, other, dst, ti2)
+}
+
+// A registry that ignores Range answers 200 with the whole blob: the resumption skips what it has.
+func TestDownloadResumeWithoutRange(t *testing.T) {
+	ctx := context.Background()
+	stripRange := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Header.Del("Range")
+			h.ServeHTTP(w, r)
+		})
+	}
+	reg := startRegistry(t, registry.Config{}, stripRange)
+	c := newClient(t, Config{})
+	src := newMemStore()
+	ti := buildImage(t, src, 17, linuxAMD64, 600<<10)
+	repo := reg.ref(t, "norange")
+	if _, err := c.PushBlob(ctx, repo, ti.layers[0], src, PushBlobOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	reg.log.reset()
+	reg.cut.arm(-1, 200<<10)
+	if got := fetchAll(t, c, repo, ti.layers[0]); !bytes.Equal(got, src.bytes(ti.layers[0].Digest)) {
+		t.Fatal("the blob differs")
+	}
+	if reg.cut.cuts.Load() != 1 || reg.log.count("GET", "/blobs/") != 2 {
+		t.Errorf("%d cuts, %d GETs; want 1 and 2", reg.cut.cuts.Load(), reg.log.count("GET", "/blobs/"))
+	}
+}
+
+// Without the referrers API (404), the referrers tag schema is read instead.
+func TestReferrersTagFallback(t *testing.T) {
+	ctx := context.Background()
+	var hits atomic.Int32
+	noAPI := func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/referrers/") }
+	reg := startRegistry(t, registry.Config{}, failing(100, noAPI, http.StatusNotFound, "", &hits))
+	c := newClient(t, Config{})
+	src := newMemStore()
+	ti := buildImage(t, src, 18, linuxAMD64, 100)
+	repo := reg.ref(t, "fallback")
+	if _, err := c.Push(ctx, src, ti.manifest, reg.ref(t, "fallback:v1"), PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if refs, err := c.Referrers(ctx, repo, ti.manifest.Digest, ""); err != nil || len(refs) != 0 {
+		t.Fatalf("Referrers with no tag = %+v, %v; want none", refs, err)
+	}
+	// two artifacts about the image, pushed by digest, and the index the tag schema keeps of them
+	empty := src.put(ocispec.MediaTypeEmptyJSON, []byte("{}"))
+	subj := ti.manifest
+	subj.Platform = nil
+	var arts []ocispec.Descriptor
+	for _, at := range []string{"application/vnd.example.sbom", "application/vnd.example.sig"} {
+		b, _ := json.Marshal(ocispec.Manifest{Versioned: imagespec.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+			ArtifactType: at, Config: empty, Layers: []ocispec.Descriptor{empty}, Subject: &subj})
+		d := src.put(ocispec.MediaTypeImageManifest, b)
+		d.ArtifactType = at
+		if _, err := c.Push(ctx, src, d, reg.ref(t, "fallback@"+string(d.Digest)), PushOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		arts = append(arts, d)
+	}
+	sig := arts[1]
+	idx, _ := json.Marshal(ocispec.Index{Versioned: imagespec.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: arts})
+	tag := reg.ref(t, "fallback:sha256-"+ti.manifest.Digest.Encoded())
+	if _, err := c.PushManifest(ctx, tag, ocispec.MediaTypeImageIndex, idx); err != nil {
+		t.Fatalf("PushManifest of the referrers index: %v", err)
+	}
+	refs, err := c.Referrers(ctx, repo, ti.manifest.Digest, "application/vnd.example.sig")
+	if err != nil || len(refs) != 1 || refs[0].Digest != sig.Digest {
+		t.Fatalf("Referrers through the tag schema = %+v, %v", refs, err)
+	}
+	if hits.Load() != 2 {
+		t.Errorf("%d referrers API requests, want 2", hits.Load())
+	}
 }

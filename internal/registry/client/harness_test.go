@@ -425,18 +425,31 @@ func startTokenServer(t *testing.T, user, password string) *tokenServer {
 
 func (ks *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	scopes := q["scope"]
+	u, p, hasAuth := r.BasicAuth()
+	authed := hasAuth && u == ks.user && p == ks.password
+	oauth := r.Method == http.MethodPost
+	if oauth {
+		// the OAuth2 refresh-token grant of an identity token ("refresh-" + user here)
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "refresh_token" {
+			http.Error(w, `{"error":"unsupported_grant_type"}`, http.StatusBadRequest)
+			return
+		}
+		q = r.PostForm
+		scopes = strings.Fields(q.Get("scope"))
+		hasAuth = true
+		authed, u = q.Get("refresh_token") == "refresh-"+ks.user, ks.user
+	}
 	if q.Get("service") != ks.service {
 		http.Error(w, `{"errors":[{"code":"DENIED","message":"unknown service"}]}`, http.StatusBadRequest)
 		return
 	}
-	u, p, hasAuth := r.BasicAuth()
-	authed := hasAuth && u == ks.user && p == ks.password
 	if hasAuth && !authed {
 		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}`, http.StatusUnauthorized)
 		return
 	}
 	var access []testAccess
-	for _, s := range q["scope"] {
+	for _, s := range scopes {
 		v, _ := ks.scopes.LoadOrStore(s, new(atomic.Int32))
 		v.(*atomic.Int32).Add(1)
 		parts := strings.Split(s, ":")
@@ -468,7 +481,11 @@ func (ks *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	ks.issued.Add(1)
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"token": s, "expires_in": 300, "issued_at": now.Format(time.RFC3339)})
+	key := "token"
+	if oauth {
+		key = "access_token"
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{key: s, "expires_in": 300, "issued_at": now.Format(time.RFC3339)})
 }
 
 func (ks *tokenServer) config() *registry.TokenConfig {
