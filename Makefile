@@ -9,6 +9,7 @@ BIN := $(CURDIR)/bin
 # and every container start runs the binary twice.
 CC_STATIC ?= $(shell command -v musl-gcc || echo gcc)
 STATIC := -tags 'netgo osusergo' -ldflags '-s -w -linkmode external -extldflags "-static"'
+CNI_PLUGINS := bridge host-local loopback portmap firewall tuning
 
 .PHONY: all build
 all: build
@@ -17,6 +18,10 @@ build:
 	@command -v musl-gcc >/dev/null || echo 'warning: musl-gcc not found (make deps installs musl-tools): linking against glibc, slower to start' >&2
 	CGO_ENABLED=1 CC=$(CC_STATIC) $(GO) build -trimpath $(STATIC) -o $(BIN)/berth-runtime ./cmd/berth-runtime
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/berth ./cmd/berth
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/berth-cni ./cmd/berth-cni
+	@# bin/cni: one hard link per plugin name (CNI runtimes exec plugins by name from CNI_PATH),
+	@# renewed on every build because the build replaces berth-cni's inode.
+	@mkdir -p $(BIN)/cni && for p in $(CNI_PLUGINS); do ln -f $(BIN)/berth-cni $(BIN)/cni/$$p; done
 
 # ---- setup, tests, conformance, benchmarks, demo (see README.md)
 .PHONY: deps test unit integration conformance conformance-quick lint bench demo clean
