@@ -58,6 +58,7 @@ lint:
 bench: build
 	scripts/bench/runtime.sh
 	scripts/bench/registry.sh
+	scripts/bench/image.sh
 
 demo: deps build
 	scripts/demo.sh

@@ -11,6 +11,7 @@ pkgs=(
   jq hyperfine time util-linux procps iproute2
   runc crun                      # the anchors the runtime is measured against
   containerd podman conmon       # real clients that drive berth-runtime in integration tests
+  umoci                          # the anchor image unpacking is measured against
 )
 missing=()
 for p in "${pkgs[@]}"; do
