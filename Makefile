@@ -9,7 +9,7 @@ BIN := $(CURDIR)/bin
 # and every container start runs the binary twice.
 CC_STATIC ?= $(shell command -v musl-gcc || echo gcc)
 STATIC := -tags 'netgo osusergo' -ldflags '-s -w -linkmode external -extldflags "-static"'
-CNI_PLUGINS := bridge host-local loopback portmap firewall tuning
+CNI_PLUGINS := bridge host-local loopback portmap bandwidth firewall tuning
 
 .PHONY: all build
 all: build

@@ -12,6 +12,7 @@ import (
 	"sort"
 
 	"github.com/berth-dev/berth/internal/cni"
+	"github.com/berth-dev/berth/internal/cni/bandwidth"
 	"github.com/berth-dev/berth/internal/cni/bridge"
 	"github.com/berth-dev/berth/internal/cni/firewall"
 	"github.com/berth-dev/berth/internal/cni/hostlocal"
@@ -28,6 +29,7 @@ func table() cni.Table {
 		"portmap":    portmap.Funcs(),
 		"firewall":   firewall.Funcs(),
 		"tuning":     tuning.Funcs(),
+		"bandwidth":  bandwidth.Funcs(),
 	}
 }
 

@@ -351,13 +351,14 @@ func Check(ctx context.Context, args *skel.CmdArgs) error {
 	if !ok {
 		return fmt.Errorf("%s in %s is a %s, not a veth: %w", args.IfName, args.Netns, cont.Type(), cni.ErrCheck)
 	}
-	var contIf, hostIf *types100.Interface
+	var contIf *types100.Interface
+	hostNames := map[string]bool{}
 	for _, i := range prev.Interfaces {
 		switch {
 		case i.Sandbox != "" && i.Name == args.IfName:
 			contIf = i
-		case i.Sandbox == "" && i.Name != n.BrName:
-			hostIf = i
+		case i.Sandbox == "":
+			hostNames[i.Name] = true
 		}
 	}
 	if contIf == nil {
@@ -389,8 +390,8 @@ func Check(ctx context.Context, args *skel.CmdArgs) error {
 			return fmt.Errorf("host end of %s: %w: %w", args.IfName, cni.ErrCheck, err)
 		}
 	}
-	if hostIf != nil && peer.Attrs().Name != hostIf.Name {
-		return fmt.Errorf("host end of %s is %s, prevResult says %s: %w", args.IfName, peer.Attrs().Name, hostIf.Name, cni.ErrCheck)
+	if !hostNames[peer.Attrs().Name] {
+		return fmt.Errorf("host end of %s is %s, which prevResult does not list: %w", args.IfName, peer.Attrs().Name, cni.ErrCheck)
 	}
 	br, err := netlink.LinkByName(n.BrName)
 	if err != nil {
