@@ -72,4 +72,29 @@ config '.process.cwd = "/" | .mounts += [{"destination": "/mnt", "type": "tmpfs"
 show "${R[@]}" create --bundle "$B" demo-bad || true
 show "${R[@]}" list -q
 
-say "done: everything above ran for real; make test runs the tests, make conformance the OCI validation suite, make bench the comparison with runc and crun"
+say "images: import the busybox root as an image, push it to berth's registry, pull it back, run it"
+BERTH="$TOP/bin/berth"
+export BERTH_ROOT="$DEMO/berth-root"
+rm -rf "$BERTH_ROOT" "$DEMO/registry" "$DEMO/img"
+mkdir -p "$DEMO/img"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$BERTH" registry serve --addr "127.0.0.1:$port" --root "$DEMO/registry" 2>"$DEMO/registry.log" &
+regpid=$!
+trap 'kill $regpid 2>/dev/null || true; wait $regpid 2>/dev/null || true; cleanup' EXIT
+for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null && break; sleep 0.1; done
+show "$BERTH" image import --cmd '["/bin/sh","-c","echo hello from $(cat /etc/hostname 2>/dev/null || hostname) as $(id -un), in $(pwd)"]' --workdir /tmp --label demo=yes "$B/rootfs" demo/busybox:1
+show "$BERTH" image ls
+show "$BERTH" image push "demo/busybox:1" "127.0.0.1:$port/demo/busybox:1"
+curl -fsS "http://127.0.0.1:$port/v2/demo/busybox/tags/list"; echo
+show "$BERTH" image rm demo/busybox:1
+show "$BERTH" image gc --grace 1ns
+show "$BERTH" image pull "127.0.0.1:$port/demo/busybox:1"
+show "$BERTH" image bundle "127.0.0.1:$port/demo/busybox:1" "$DEMO/img/bundle"
+jq -c '{args: .process.args, cwd: .process.cwd, annotations}' "$DEMO/img/bundle/config.json"
+show "${R[@]}" run --bundle "$DEMO/img/bundle" demo-image
+say "the same image as archives (skopeo's transports), unpacked without importing"
+show "$BERTH" image export "127.0.0.1:$port/demo/busybox:1" "docker-archive:$DEMO/img/busybox.tar:busybox:demo"
+show "$BERTH" image bundle "docker-archive:$DEMO/img/busybox.tar" "$DEMO/img/from-archive"
+show "${R[@]}" run --bundle "$DEMO/img/from-archive" demo-archive
+
+say "done: everything above ran for real; make test runs the tests, make conformance the OCI validation and distribution-spec suites, make bench the comparisons with runc, crun, Distribution and umoci"
