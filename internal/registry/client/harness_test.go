@@ -313,7 +313,7 @@ type testRegistry struct {
 
 // startRegistry runs berth's registry in-process behind httptest, its handler wrapped by the
 // request log and then by wrap (failure injection), its listener by a cutListener.
-func startRegistry(t *testing.T, cfg registry.Config, wrap func(http.Handler) http.Handler) *testRegistry {
+func startRegistry(t testing.TB, cfg registry.Config, wrap func(http.Handler) http.Handler) *testRegistry {
 	t.Helper()
 	cfg.Root = filepath.Join(t.TempDir(), "registry")
 	off := false
