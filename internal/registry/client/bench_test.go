@@ -64,4 +64,3 @@ func BenchmarkPushPull(b *testing.B) {
 		fmt.Printf("push_mibs: %.0f\npull_mibs: %.0f\n", mib/t1.Sub(t0).Seconds(), mib/t2.Sub(t1).Seconds())
 	}
 }
-
