@@ -19,6 +19,8 @@ func imageCommand() *command {
 			{name: "pull", summary: "pull an image from a registry into the store", usage: "HOST/NAME[:TAG|@DIGEST]", flags: imagePullFlags},
 			{name: "push", summary: "push a store image (or a layout or archive) to a registry", usage: "IMAGE [HOST/NAME[:TAG]]", flags: imagePushFlags},
 			{name: "bundle", summary: "write a runtime bundle (rootfs + config.json) from an image", usage: "IMAGE DIR [-- ARGS...]", flags: imageBundleFlags},
+			{name: "mount", summary: "assemble an image's root filesystem from its unpacked layers (overlayfs) on DIR", usage: "IMAGE DIR", flags: imageMountFlags},
+			{name: "unmount", summary: "unmount DIR and drop its writable snapshot", usage: "DIR", flags: imageUnmountFlags},
 			{name: "import", summary: "build an image from a root filesystem directory or tar", usage: "DIR|TAR NAME", flags: imageImportFlags},
 			{name: "export", summary: "write a store image to a layout or archive", usage: "NAME oci:DIR[:TAG]|oci-archive:FILE[:TAG]|docker-archive:FILE[:NAME:TAG]", flags: imageExportFlags},
 			{name: "ls", summary: "list the store's images", flags: imageLsFlags},

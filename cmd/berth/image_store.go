@@ -7,14 +7,17 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/snapshot"
 )
 
 // listFlag collects a repeatable string flag.
@@ -337,6 +340,40 @@ func imageGCFlags(fs *flag.FlagSet) func(context.Context, []string) error {
 			fmt.Fprintln(stdoutOf(ctx), d)
 		}
 		fmt.Fprintf(os.Stderr, "%s %d blobs (%s) and %d abandoned ingest files\n", verb, len(res.Blobs), humanSize(res.Bytes), res.IngestFiles)
+		if *dry {
+			return nil
+		}
+		return pruneSnapshots(ctx, *root, store)
+	}
+}
+
+// pruneSnapshots removes unpacked layers that no store image (for this machine's platform) uses and
+// no mounted snapshot stands on.
+func pruneSnapshots(ctx context.Context, root string, store *content.Store) error {
+	if _, err := os.Stat(filepath.Join(root, "snapshots")); err != nil || os.Geteuid() != 0 {
 		return nil
 	}
+	sn, err := openSnapshotter(ctx, root, "")
+	if err != nil {
+		return err
+	}
+	imgs, err := store.Images(ctx)
+	if err != nil {
+		return err
+	}
+	var keep []digest.Digest
+	for _, i := range imgs {
+		img, err := image.Resolve(ctx, image.StoreProvider{Store: store}, i.Name, i.Target, image.HostPlatform())
+		if err != nil {
+			continue
+		}
+		if chains := snapshot.ChainIDs(img.Config.RootFS.DiffIDs); len(chains) > 0 {
+			keep = append(keep, chains[len(chains)-1])
+		}
+	}
+	removed, err := sn.Prune(ctx, keep)
+	if len(removed) > 0 {
+		fmt.Fprintf(os.Stderr, "removed %d unpacked layers\n", len(removed))
+	}
+	return err
 }

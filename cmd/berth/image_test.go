@@ -129,3 +129,43 @@ func TestImageCommands(t *testing.T) {
 	}
 	berthFails(t, "MANIFEST_UNKNOWN", "image", "pull", "-q", host+"/lib/box:nope")
 }
+
+// mount assembles the image with overlayfs; writes stay in the snapshot; unmount drops them; gc
+// prunes the unpacked layers once the image is gone.
+func TestImageMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	rootfs := t.TempDir()
+	if err := testimage.Busybox(rootfs); err != nil {
+		t.Skipf("no busybox root: %v", err)
+	}
+	state := t.TempDir()
+	t.Setenv("BERTH_ROOT", state)
+	berth(t, "image", "import", "--cmd", "sh", rootfs, "box:1")
+	for _, driver := range []string{"overlay", "copy"} {
+		target := t.TempDir()
+		berth(t, "image", "mount", "--driver", driver, "box:1", target)
+		t.Cleanup(func() { berth(t, "image", "unmount", target) })
+		if _, err := os.Stat(filepath.Join(target, "bin", "busybox")); err != nil {
+			t.Fatalf("%s: %v", driver, err)
+		}
+		if err := os.WriteFile(filepath.Join(target, "scratch"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		berth(t, "image", "unmount", "--keep", target)
+		if _, err := os.Stat(filepath.Join(target, "scratch")); err == nil {
+			t.Fatalf("%s: the file is still there after unmount", driver)
+		}
+		berth(t, "image", "mount", "--driver", driver, "box:1", target)
+		if _, err := os.Stat(filepath.Join(target, "scratch")); err != nil {
+			t.Fatalf("%s: a kept snapshot lost its change: %v", driver, err)
+		}
+		berth(t, "image", "unmount", target)
+	}
+	berth(t, "image", "rm", "box:1")
+	berth(t, "image", "gc", "--grace", "1ns")
+	if ents, _ := os.ReadDir(filepath.Join(state, "snapshots", "layers")); len(ents) != 0 {
+		t.Fatalf("%d unpacked layers left after gc", len(ents))
+	}
+}
