@@ -163,7 +163,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader:
 		return nil
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse: // the reader turns the old TypeRegA into TypeReg
 		return a.withParent(dir, func(pfd int) error { return a.regular(pfd, base, hdr, r) })
 	case tar.TypeDir:
 		return a.withParent(dir, func(pfd int) error { return a.directory(pfd, name, base, hdr) })

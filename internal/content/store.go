@@ -16,6 +16,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 )
@@ -60,7 +61,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	dbPath := filepath.Join(cfg.Root, "meta.db")
 	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: timeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("content store %s: another process holds its database (waited %s): %w", cfg.Root, timeout, errdefs.ErrUnavailable)
 	}
 	if err != nil {

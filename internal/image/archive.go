@@ -70,7 +70,7 @@ func openTarIndex(file string) (*tarIndex, error) {
 			f.Close()
 			return nil, fmt.Errorf("read archive %s: %w", file, err)
 		}
-		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+		if hdr.Typeflag != tar.TypeReg { // the reader turns the old TypeRegA into TypeReg
 			continue
 		}
 		t.files[path.Clean(hdr.Name)] = section{cr.off, hdr.Size}
