@@ -12,6 +12,7 @@ pkgs=(
   runc crun                      # the anchors the runtime is measured against
   containerd podman conmon       # real clients that drive berth-runtime in integration tests
   umoci                          # the anchor image unpacking is measured against
+  skopeo                         # a real client of berth registry serve in integration tests
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -32,3 +33,13 @@ command -v go >/dev/null || { echo "install-deps: Go not found at /usr/local/go/
 go mod download
 # the 2023 distribution-spec conformance suite is pinned in a module of its own (see its go.mod)
 (cd tools/conformance-legacy && go mod download)
+# oras and crane, the registry clients internal/registry/clients_test.go drives, pinned in
+# tools/clients (see its go.mod), built into .cache/bin when the pin changes
+mkdir -p .cache/bin
+stamp=".cache/bin/.clients-$(cat tools/clients/go.mod tools/clients/go.sum | sha256sum | cut -c1-16)"
+if [[ ! -e "$stamp" || ! -x .cache/bin/oras || ! -x .cache/bin/crane ]]; then
+  echo "install-deps: building oras and crane from tools/clients" >&2
+  (cd tools/clients && go build -o ../../.cache/bin/ oras.land/oras/cmd/oras github.com/google/go-containerregistry/cmd/crane)
+  rm -f .cache/bin/.clients-*
+  touch "$stamp"
+fi
