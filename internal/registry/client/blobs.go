@@ -322,7 +322,8 @@ func (u *upload) run() error {
 		}
 	}
 	monolithic := u.desc.Size <= u.c.cfg.MonolithicMax
-	fails := 0
+	fails := 0 // consecutive failures without progress
+	held := u.off
 	for {
 		var err error
 		if monolithic {
@@ -359,6 +360,10 @@ func (u *upload) run() error {
 				return errors.Join(err, serr)
 			}
 		}
+		if u.off > held {
+			fails = 0 // the registry kept more than before: a flaky link, not a dead end
+		}
+		held = u.off
 		if u.off > 0 || u.desc.Size > u.chunk {
 			monolithic = false // a PUT cannot carry the rest without a Content-Range; chunks can
 		}
