@@ -44,10 +44,12 @@ conformance-quick: build
 	@echo "== conformance (quick)"
 	scripts/conformance/runtime-tools.sh --quick
 	scripts/conformance/distribution-spec.sh --quick
+	scripts/conformance/cni.sh --quick
 
 conformance: build
 	scripts/conformance/runtime-tools.sh
 	scripts/conformance/distribution-spec.sh
+	scripts/conformance/cni.sh
 
 lint:
 	@echo "== lint"

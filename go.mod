@@ -16,6 +16,14 @@ require (
 )
 
 require (
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/spf13/cobra v1.10.2 // indirect
+	github.com/spf13/pflag v1.0.10 // indirect
+	go.opentelemetry.io/otel v1.29.0 // indirect
+	go.opentelemetry.io/otel/trace v1.29.0 // indirect
+)
+
+require (
 	github.com/containernetworking/cni v1.3.1
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/nftables v0.3.0
@@ -61,6 +69,7 @@ require (
 )
 
 tool (
+	github.com/containernetworking/cni/cnitool
 	github.com/opencontainers/distribution-spec/conformance
 	github.com/opencontainers/runtime-tools/cmd/runtimetest
 	github.com/opencontainers/runtime-tools/validation/config_updates_without_affect
