@@ -405,3 +405,68 @@ func TestReferrersTagFallback(t *testing.T) {
 		t.Errorf("%d referrers API requests, want 2", hits.Load())
 	}
 }
+
+// headerRewriter lets fn change the response headers of the requests it matches.
+type headerRewriter struct {
+	http.ResponseWriter
+	fn   func(http.Header)
+	done bool
+}
+
+func (h *headerRewriter) WriteHeader(code int) {
+	if !h.done {
+		h.done = true
+		h.fn(h.Header())
+	}
+	h.ResponseWriter.WriteHeader(code)
+}
+
+func (h *headerRewriter) Write(b []byte) (int, error) {
+	if !h.done {
+		h.WriteHeader(http.StatusOK)
+	}
+	return h.ResponseWriter.Write(b)
+}
+
+func TestRegistryHeadersChecked(t *testing.T) {
+	ctx := context.Background()
+	wrong := "sha256:" + strings.Repeat("0", 64)
+	rewrite := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var hr *headerRewriter
+			switch {
+			case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/lying"):
+				hr = &headerRewriter{ResponseWriter: w, fn: func(h http.Header) { h.Set("Docker-Content-Digest", wrong) }}
+			case r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/manifests/"):
+				hr = &headerRewriter{ResponseWriter: w, fn: func(h http.Header) { h.Del("Docker-Content-Digest") }}
+			default:
+				h.ServeHTTP(w, r)
+				return
+			}
+			h.ServeHTTP(hr, r)
+			if !hr.done { // a handler that only set headers: net/http writes them after it returns
+				hr.WriteHeader(http.StatusOK)
+			}
+		})
+	}
+	reg := startRegistry(t, registry.Config{}, rewrite)
+	c := newClient(t, Config{})
+	src := newMemStore()
+	ti := buildImage(t, src, 19, linuxAMD64, 100)
+	_, err := c.Push(ctx, src, ti.manifest, reg.ref(t, "h:lying"), PushOptions{})
+	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), wrong) {
+		t.Fatalf("Push to a registry that reports another digest = %v, want a mismatch naming it", err)
+	}
+	if _, err := c.Push(ctx, src, ti.manifest, reg.ref(t, "h:v1"), PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// a HEAD without the digest: Resolve falls back to a GET and computes it
+	reg.log.reset()
+	d, err := c.Resolve(ctx, reg.ref(t, "h:v1"))
+	if err != nil || d.Digest != ti.manifest.Digest || d.Size != ti.manifest.Size {
+		t.Fatalf("Resolve = %+v, %v", d, err)
+	}
+	if reg.log.count("HEAD", "/manifests/") != 1 || reg.log.count("GET", "/manifests/") != 1 {
+		t.Errorf("Resolve sent %d HEAD and %d GET, want 1 and 1", reg.log.count("HEAD", "/manifests/"), reg.log.count("GET", "/manifests/"))
+	}
+}
