@@ -365,6 +365,69 @@ func TestCrash(t *testing.T) {
 		fsckBlobs(t, root)
 	})
 
+	// Kills that land inside manifest puts: manifests of many layers take a while to check and
+	// write; the server dies as soon as the first of a batch is linked, the others in flight.
+	t.Run("inside manifest writes", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "root")
+		c := crashClient()
+		p := serve(t, bin, root)
+		h := &harness{t: t, url: p.url, root: root, c: c}
+		cfg := []byte(`{"os":"linux"}`)
+		var layers [][]byte
+		for i := range 300 {
+			layers = append(layers, []byte(fmt.Sprintf("layer %d", i)))
+		}
+		for _, b := range append([][]byte{cfg}, layers...) {
+			h.pushBlob("m", b)
+		}
+		links := filepath.Join(root, "repos", "m", "_manifests", "sha256")
+		var all []image
+		for round := range 4 {
+			var batch []image
+			for i := range 8 {
+				batch = append(batch, makeImage(t, cfg, layers, func(m *ocispec.Manifest) {
+					m.Annotations = map[string]string{"round": fmt.Sprint(round), "i": fmt.Sprint(i)}
+				}))
+			}
+			before := 0
+			if ents, err := os.ReadDir(links); err == nil {
+				before = len(ents)
+			}
+			for i, img := range batch {
+				go func() {
+					req, _ := http.NewRequest("PUT", p.url+fmt.Sprintf("/v2/m/manifests/r%d-%d", round, i), bytes.NewReader(img.manifest))
+					req.Header.Set("Content-Type", ocispec.MediaTypeImageManifest)
+					if resp, err := c.Do(req); err == nil {
+						resp.Body.Close()
+					}
+				}()
+			}
+			waitFor(t, p, "a manifest link", func() bool {
+				ents, _ := os.ReadDir(links)
+				return len(ents) > before
+			})
+			p.kill()
+			p = serve(t, bin, root)
+			h.url = p.url
+			all = append(all, batch...)
+			// every manifest is either absent or whole, by digest as by tag
+			stored := 0
+			for _, img := range all {
+				r := h.do("GET", "/v2/m/manifests/"+img.digest.String(), nil)
+				switch {
+				case r.status == http.StatusNotFound:
+				case r.status == http.StatusOK && bytes.Equal(r.body, img.manifest):
+					stored++
+				default:
+					t.Errorf("manifest %s after a kill: %d, %d bytes", img.digest, r.status, len(r.body))
+				}
+			}
+			tagged := checkServed(t, c, p.url)
+			t.Logf("round %d: %d of %d manifests stored, %d tagged", round, stored, len(all), tagged)
+		}
+		fsckBlobs(t, root)
+	})
+
 	t.Run("under load", func(t *testing.T) {
 		root := filepath.Join(t.TempDir(), "root")
 		c := crashClient()
