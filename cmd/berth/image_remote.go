@@ -84,10 +84,20 @@ func imagePullFlags(fs *flag.FlagSet) func(context.Context, []string) error {
 			return err
 		}
 		name := ref.String()
-		if err := store.PutImage(ctx, content.Image{Name: name, Target: res.Root}); err != nil {
+		target := res.Root
+		if image.IsIndex(target.MediaType) && !*all && len(res.Manifests) == 1 {
+			// One platform of a multi-platform image: the name points at what is here, so that
+			// the image can be pushed, exported and collected as a whole.
+			target = res.Manifests[0]
+		}
+		if err := store.PutImage(ctx, content.Image{Name: name, Target: target}); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdoutOf(ctx), "%s %s\n", name, res.Root.Digest)
+		if target.Digest != res.Root.Digest {
+			fmt.Fprintf(stdoutOf(ctx), "%s %s (%s of index %s)\n", name, target.Digest, p, res.Root.Digest)
+			return nil
+		}
+		fmt.Fprintf(stdoutOf(ctx), "%s %s\n", name, target.Digest)
 		return nil
 	}
 }
