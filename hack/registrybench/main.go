@@ -5,7 +5,8 @@
 //     layers ("small"), in MB/s (1 MB = 1 MiB), with plain net/http against the distribution-spec
 //     API and 4 blobs in flight, as go-containerregistry's clients do;
 //   - manifest GET by tag and blob HEAD: requests per second, p50 and p99 latency of a closed loop
-//     over -conns connections (wrk cannot send HEAD), and the server CPU time per request;
+//     over -conns connections (wrk cannot send HEAD), and the server CPU time per request (less
+//     sensitive than req/s to other work on the machine; pushes and pulls report it too);
 //   - each server's peak RSS (VmHWM) over the run.
 //
 // Both servers run at once, each with a fresh root. Every round does the same work against both,
@@ -36,6 +37,7 @@ import (
 
 type options struct {
 	berth, distribution, work    string
+	baseline                     string
 	rounds, xferRounds, conns    int
 	jobs, bigLayers, smallLayers int
 	seconds                      time.Duration
@@ -47,6 +49,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.berth, "berth", "bin/berth", "berth binary")
 	flag.StringVar(&o.distribution, "distribution", ".cache/bin/registry", "CNCF Distribution registry binary (v3.1.2)")
+	flag.StringVar(&o.baseline, "baseline", "", "a second berth binary (e.g. built from an earlier commit) run in the same rounds, reported as _baseline and _vs_baseline")
 	flag.StringVar(&o.work, "work", ".cache/bench/registry", "scratch directory (the servers' roots, removed at the end)")
 	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds of the request-load phases")
 	flag.IntVar(&o.xferRounds, "xfer-rounds", 3, "interleaved rounds of push and pull")
@@ -126,7 +129,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	loadStart := loadavg()
-	b, err := startBerth(ctx, o.berth, filepath.Join(dir, "berth"))
+	b, err := startBerth(ctx, "berth", o.berth, filepath.Join(dir, "berth"))
 	if err != nil {
 		return err
 	}
@@ -137,16 +140,25 @@ func run(ctx context.Context, o options) error {
 	}
 	defer d.stop()
 	regs := []*registry{b, d}
+	if o.baseline != "" {
+		base, err := startBerth(ctx, "baseline", o.baseline, filepath.Join(dir, "baseline"))
+		if err != nil {
+			return err
+		}
+		defer base.stop()
+		regs = append(regs, base)
+	}
 	logf("berth at %s (pid %d), distribution at %s (pid %d)", b.base, b.cmd.Process.Pid, d.base, d.cmd.Process.Pid)
 	for _, r := range regs {
 		r.resetPeakRSS()
 	}
-	// order alternates by round: berth first in odd rounds, distribution first in even ones
+	// the order rotates by round: berth first in the first, distribution in the second...
 	order := func(round int) []*registry {
-		if round%2 == 1 {
-			return []*registry{b, d}
+		out := make([]*registry, len(regs))
+		for i := range regs {
+			out[i] = regs[(i+round-1)%len(regs)]
 		}
-		return []*registry{d, b}
+		return out
 	}
 	res := results{}
 	peak := map[string]float64{}
@@ -178,23 +190,28 @@ func run(ctx context.Context, o options) error {
 				for _, r := range order(round) {
 					c := newClient(r.base, o.jobs)
 					repo, tag := "bench/"+kind.name, "r"+itoa(round)
+					cpu0 := r.cpuSeconds()
 					t0 := time.Now()
 					if err := c.push(ctx, repo, tag, kind.img); err != nil {
 						c.close()
 						return fmt.Errorf("%s: push %s: %w", r.name, kind.name, err)
 					}
 					push := time.Since(t0)
+					cpu1 := r.cpuSeconds()
 					c.close()
 					c = newClient(r.base, o.jobs) // a pull starts with new connections, as a new client does
 					t0 = time.Now()
 					n, err := c.pull(ctx, repo, tag)
 					pull := time.Since(t0)
+					cpu2 := r.cpuSeconds()
 					c.close()
 					if err != nil {
 						return fmt.Errorf("%s: pull %s: %w", r.name, kind.name, err)
 					}
 					res.add("push_"+kind.name+"_mbs", r.name, mbps(kind.img.bytes, push.Seconds()))
 					res.add("pull_"+kind.name+"_mbs", r.name, mbps(n, pull.Seconds()))
+					res.add("push_"+kind.name+"_server_cpu_s", r.name, cpu1-cpu0)
+					res.add("pull_"+kind.name+"_server_cpu_s", r.name, cpu2-cpu1)
 					logf("round %d %s %s: push %.2fs pull %.2fs", round, kind.name, r.name, push.Seconds(), pull.Seconds())
 				}
 			}
@@ -278,18 +295,17 @@ func report(o options, res results, peak map[string]float64, loadStart string) {
 	var met, missed []string
 	for _, k := range keys {
 		bv, dv := res[k]["berth"], res[k]["distribution"]
-		ratios := make([]float64, 0, len(bv))
-		for i := range min(len(bv), len(dv)) {
-			if dv[i] > 0 {
-				ratios = append(ratios, bv[i]/dv[i])
-			}
-		}
+		ratios := roundRatios(bv, dv)
 		ratio := median(ratios)
 		fmt.Printf("%s_berth: %.3f\n", k, median(bv))
 		fmt.Printf("%s_distribution: %.3f\n", k, median(dv))
 		fmt.Printf("%s_ratio: %.2f\n", k, ratio)
 		if len(ratios) > 1 {
 			fmt.Printf("%s_ratio_rounds: %s\n", k, fmtList(ratios))
+		}
+		if base, ok := res[k]["baseline"]; ok {
+			fmt.Printf("%s_baseline: %.3f\n", k, median(base))
+			fmt.Printf("%s_vs_baseline: %.2f\n", k, median(roundRatios(bv, base)))
 		}
 		if t, ok := targets[k]; ok {
 			ok := ratio >= t
@@ -305,6 +321,9 @@ func report(o options, res results, peak map[string]float64, loadStart string) {
 	}
 	if len(peak) > 0 {
 		fmt.Printf("peak_rss_mb_berth: %.1f\npeak_rss_mb_distribution: %.1f\n", peak["berth"], peak["distribution"])
+		if v, ok := peak["baseline"]; ok {
+			fmt.Printf("peak_rss_mb_baseline: %.1f\n", v)
+		}
 		if peak["distribution"] > 0 {
 			r := peak["berth"] / peak["distribution"]
 			fmt.Printf("peak_rss_ratio: %.2f\n", r)
@@ -319,6 +338,17 @@ func report(o options, res results, peak map[string]float64, loadStart string) {
 	if len(missed) > 0 {
 		fmt.Printf("targets_missed: %s\n", strings.Join(missed, " "))
 	}
+}
+
+// roundRatios divides a's values by b's, round by round.
+func roundRatios(a, b []float64) []float64 {
+	out := make([]float64, 0, len(a))
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			out = append(out, a[i]/b[i])
+		}
+	}
+	return out
 }
 
 func fmtList(v []float64) string {

@@ -43,13 +43,13 @@ func freePort() (int, error) {
 }
 
 // startBerth runs `berth registry serve` with its default configuration, as the evaluation does.
-func startBerth(ctx context.Context, bin, dir string) (*registry, error) {
+func startBerth(ctx context.Context, name, bin, dir string) (*registry, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	return start(ctx, "berth", addr, dir, bin, "registry", "serve", "--addr", addr, "--root", filepath.Join(dir, "root"))
+	return start(ctx, name, addr, dir, bin, "registry", "serve", "--addr", addr, "--root", filepath.Join(dir, "root"))
 }
 
 // startDistribution runs the CNCF Distribution registry with the configuration the evaluation

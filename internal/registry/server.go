@@ -26,9 +26,11 @@ type Server struct {
 	metrics *metrics
 	promh   http.Handler
 	access  *slog.Logger // nil when access logging is off
-	alog    *bufferedLog
-	stop    chan struct{}
-	bg      chan struct{}
+	// accessJSON: the access log is JSON, formatted by appendAccessJSON rather than by access
+	accessJSON bool
+	alog       *bufferedLog
+	stop       chan struct{}
+	bg         chan struct{}
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -58,6 +60,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			h = slog.NewTextHandler(s.alog, nil)
 		} else {
 			h = slog.NewJSONHandler(s.alog, nil)
+			s.accessJSON = true
 		}
 		s.access = slog.New(h)
 	}

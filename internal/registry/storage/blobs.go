@@ -7,6 +7,7 @@ import (
 	"os"
 
 	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 // StatBlob returns the size of a blob the repository holds, or ErrBlobUnknown.
@@ -17,14 +18,16 @@ func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (int
 	if err := validDigest(d); err != nil {
 		return 0, err
 	}
-	if _, err := os.Lstat(s.blobLinkPath(repo, d)); err != nil {
+	// The blob is stat'ed too, not only the link: a collector in another process removes the
+	// content before the links, and a HEAD must not promise a blob that is gone.
+	var st unix.Stat_t
+	if err := stat(s.blobLinkPath(repo, d), &st); err != nil {
 		return 0, notExist(err, ErrBlobUnknown)
 	}
-	fi, err := os.Stat(s.blobPath(d))
-	if err != nil {
+	if err := stat(s.blobPath(d), &st); err != nil {
 		return 0, notExist(err, ErrBlobUnknown)
 	}
-	return fi.Size(), nil
+	return st.Size, nil
 }
 
 // OpenBlob opens a blob the repository holds for reading; the caller closes it.

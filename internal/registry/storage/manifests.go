@@ -27,7 +27,7 @@ type Manifest struct {
 	Digest    digest.Digest
 	MediaType string
 	Size      int64
-	// Data is nil from StatManifest.
+	// Data is nil from StatManifest. It may be shared with the store's cache: read only.
 	Data []byte
 }
 
@@ -38,11 +38,11 @@ func (s *Store) resolve(repo string, ref reference.Reference) (digest.Digest, er
 	if err := reference.ValidateTag(ref.Tag); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	b, err := os.ReadFile(s.tagPath(repo, ref.Tag))
+	b, err := s.small.read(s.tagPath(repo, ref.Tag))
 	if err != nil {
 		return "", notExist(err, ErrManifestUnknown)
 	}
-	d, err := reference.ParseDigest(string(b))
+	d, err := reference.ParseDigest(b)
 	if err != nil {
 		return "", fmt.Errorf("tag %s of %s holds %q: %w", ref.Tag, repo, b, err)
 	}
@@ -50,11 +50,11 @@ func (s *Store) resolve(repo string, ref reference.Reference) (digest.Digest, er
 }
 
 func (s *Store) manifestType(repo string, d digest.Digest) (string, error) {
-	b, err := os.ReadFile(s.manifestLinkPath(repo, d))
+	mt, err := s.small.read(s.manifestLinkPath(repo, d))
 	if err != nil {
 		return "", notExist(err, ErrManifestUnknown)
 	}
-	return string(b), nil
+	return mt, nil
 }
 
 // GetManifest reads a manifest by tag or digest.
@@ -80,18 +80,23 @@ func (s *Store) getManifest(repo string, ref reference.Reference, data bool) (*M
 		return nil, err
 	}
 	m := &Manifest{Digest: d, MediaType: mt}
-	if !data {
-		fi, err := os.Stat(s.blobPath(d))
-		if err != nil {
-			return nil, notExist(err, ErrManifestUnknown)
+	// The content is immutable, and the link was just seen: the cached bytes are the manifest's.
+	if b := s.mcache.get(string(d)); b != nil {
+		m.Size = int64(len(b))
+		if data {
+			m.Data = b
 		}
-		m.Size = fi.Size()
 		return m, nil
 	}
-	if m.Data, err = os.ReadFile(s.blobPath(d)); err != nil {
+	b, err := os.ReadFile(s.blobPath(d))
+	if err != nil {
 		return nil, notExist(err, ErrManifestUnknown)
 	}
-	m.Size = int64(len(m.Data))
+	s.mcache.put(string(d), b)
+	m.Size = int64(len(b))
+	if data {
+		m.Data = b
+	}
 	return m, nil
 }
 

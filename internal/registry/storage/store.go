@@ -66,6 +66,9 @@ type Store struct {
 
 	// dirs remembers directories known to exist, to skip a stat per write.
 	dirs sync.Map
+	// small and mcache spare the read paths most of their file reads (cache.go).
+	small  smallFiles
+	mcache manifests
 
 	// hashes keeps the running sha256 of each upload written by this process, so that a commit
 	// does not read the data back (a restart or another process's write just means a rehash).
@@ -215,25 +218,40 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// ---- paths. Every name, tag and digest is validated before it becomes a path.
+// ---- paths. Every name, tag and digest is validated before it becomes a path, so the parts are
+// clean (no "..", "." or empty components) and are joined without filepath.Join's Clean, which
+// showed in the profile of the read paths. The algorithm and encoded parts come from the digest
+// string directly: Algorithm and Encoded each search it again.
 
-func (s *Store) blobPath(d digest.Digest) string {
-	enc := d.Encoded()
-	return filepath.Join(s.root, "blobs", string(d.Algorithm()), enc[:2], enc)
+func splitDigest(d digest.Digest) (alg, enc string) {
+	s := string(d)
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return "", s
 }
 
-func (s *Store) repoPath(repo string) string { return filepath.Join(s.root, "repos", repo) }
+func (s *Store) blobPath(d digest.Digest) string {
+	alg, enc := splitDigest(d)
+	return s.root + "/blobs/" + alg + "/" + enc[:2] + "/" + enc
+}
+
+func (s *Store) repoPath(repo string) string { return s.root + "/repos/" + repo }
 
 func (s *Store) blobLinkPath(repo string, d digest.Digest) string {
-	return filepath.Join(s.root, "repos", repo, "_blobs", string(d.Algorithm()), d.Encoded())
+	alg, enc := splitDigest(d)
+	return s.root + "/repos/" + repo + "/_blobs/" + alg + "/" + enc
 }
 
 func (s *Store) manifestLinkPath(repo string, d digest.Digest) string {
-	return filepath.Join(s.root, "repos", repo, "_manifests", string(d.Algorithm()), d.Encoded())
+	alg, enc := splitDigest(d)
+	return s.root + "/repos/" + repo + "/_manifests/" + alg + "/" + enc
 }
 
 func (s *Store) tagPath(repo, tag string) string {
-	return filepath.Join(s.root, "repos", repo, "_tags", tag)
+	return s.root + "/repos/" + repo + "/_tags/" + tag
 }
 
 func (s *Store) referrersDir(repo string, subject digest.Digest) string {
