@@ -59,6 +59,7 @@ lint:
 
 bench: build
 	scripts/bench/runtime.sh
+	scripts/bench/cni.sh
 	scripts/bench/registry.sh
 	scripts/bench/image.sh
 

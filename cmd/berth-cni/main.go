@@ -34,6 +34,17 @@ func table() cni.Table {
 }
 
 func main() {
+	if os.Getenv(cni.LingerEnv) != "" {
+		// holds descriptors a plugin handed over, and closes them (see cni.Linger)
+		os.Exit(0)
+	}
+	if os.Getenv(bridge.ReapNetnsEnv) != "" {
+		// the detached helper of a bridge DEL (see bridge.Reap)
+		if err := bridge.Reap(); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	t := table()
 	name := filepath.Base(os.Args[0])
 	f, ok := t[name]

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -47,7 +49,11 @@ func tableFrom(ctx context.Context) Table {
 // Main runs one plugin by the CNI protocol: the environment and stdin in, a result or an error JSON
 // on stdout. It returns the process exit code.
 func Main(ctx context.Context, name string, f Funcs, stdout io.Writer) int {
+	start := time.Now()
 	ctx = withLog(ctx, name)
+	defer func() {
+		Logger(ctx).Debug("done", "command", os.Getenv("CNI_COMMAND"), "container", os.Getenv("CNI_CONTAINERID"), "elapsed", time.Since(start))
+	}()
 	var printErr error
 	wrap := func(fn func(context.Context, *skel.CmdArgs) error) func(*skel.CmdArgs) error {
 		if fn == nil {

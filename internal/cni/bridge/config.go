@@ -37,6 +37,8 @@ type NetConf struct {
 	// NFTable names berth's nftables tables for this network (inet for ipMasq, bridge for
 	// macspoofchk); tests give each run its own.
 	NFTable string `json:"nftTable,omitempty"`
+	// SyncDel makes DEL delete the veth pair itself instead of leaving it to a detached helper.
+	SyncDel bool `json:"syncDel,omitempty"`
 
 	Args struct {
 		Cni struct {

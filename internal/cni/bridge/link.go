@@ -1,8 +1,6 @@
 package bridge
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -63,9 +61,7 @@ func ensureBridge(n *NetConf) (*netlink.Bridge, error) {
 // hostVethName is a random name: the container ID is not enough (a pod can attach several
 // interfaces) and names must be unique on the host.
 func hostVethName() string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return "veth" + hex.EncodeToString(b)
+	return "veth" + randHex(4)
 }
 
 // createVeth creates the pair with the host end attached to br and up, and the container end

@@ -87,9 +87,9 @@ func setByName(t *nft.Table, name string) *nftables.Set {
 }
 
 // addMasq declares the masquerade table and adds the attachment's elements, in one transaction.
-func addMasq(c *nftables.Conn, n *NetConf, tag string, ips []*net.IPNet) error {
+func addMasq(c *nft.Conn, n *NetConf, tag string, ips []*net.IPNet) error {
 	t := masqTable(n)
-	if err := nft.Declare(c, t); err != nil {
+	if err := nft.Ensure(c, t); err != nil {
 		return err
 	}
 	for _, ipn := range ips {
@@ -127,9 +127,9 @@ func addMasq(c *nftables.Conn, n *NetConf, tag string, ips []*net.IPNet) error {
 	return nil
 }
 
-func addSpoofCheck(c *nftables.Conn, n *NetConf, tag, hostIf string, mac net.HardwareAddr) error {
+func addSpoofCheck(c *nft.Conn, n *NetConf, tag, hostIf string, mac net.HardwareAddr) error {
 	t := spoofTable(n)
-	if err := nft.Declare(c, t); err != nil {
+	if err := nft.Ensure(c, t); err != nil {
 		return err
 	}
 	if err := c.SetAddElements(setByName(t, "ports"), []nftables.SetElement{{Key: nft.IfName(hostIf), Comment: tag}}); err != nil {
@@ -142,7 +142,7 @@ func addSpoofCheck(c *nftables.Conn, n *NetConf, tag, hostIf string, mac net.Har
 }
 
 // deleteOwned removes the elements matching in both of the network's tables.
-func deleteOwned(c *nftables.Conn, n *NetConf, match func(string) bool) error {
+func deleteOwned(c *nft.Conn, n *NetConf, match func(string) bool) error {
 	if _, err := nft.DeleteOwned(c, masqTable(n).Table, []string{"masq4", "masq6", "nomasq4", "nomasq6"}, match); err != nil {
 		return err
 	}

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/cni"
 )
 
 // Chain is a base chain and its fixed rules.
@@ -24,20 +29,63 @@ type Table struct {
 	Chains []Chain
 }
 
+// Conn is a connection to nftables that knows whether it deleted anything.
+type Conn struct {
+	*nftables.Conn
+	dup     *os.File // a second descriptor of the netlink socket
+	deleted bool
+}
+
 // Open returns a connection to nftables in the caller's network namespace.
-func Open() (*nftables.Conn, error) {
-	c, err := nftables.New(nftables.AsLasting())
+func Open() (*Conn, error) {
+	c := &Conn{}
+	keep := func(nc *netlink.Conn) error {
+		// Keep a second descriptor of the socket for Close (see there).
+		rc, err := nc.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var derr error
+		err = rc.Control(func(fd uintptr) {
+			var nfd int
+			nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
+			if derr == nil {
+				c.dup = os.NewFile(uintptr(nfd), "nftables")
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return derr
+	}
+	nc, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(keep))
 	if err != nil {
 		return nil, fmt.Errorf("nftables netlink socket: %w", err)
 	}
+	c.Conn = nc
 	return c, nil
+}
+
+// Close closes the connection. If it deleted set elements, the socket's release would wait for
+// the kernel's deferred destruction of them (an RCU grace period): its last descriptor is handed
+// to a detached helper (cni.Linger) instead, so that DEL returns without that wait.
+func (c *Conn) Close() {
+	if c.deleted && c.dup != nil && cni.Linger(c.dup) == nil {
+		c.dup.Close()
+		c.CloseLasting()
+		return
+	}
+	if c.dup != nil {
+		c.dup.Close()
+	}
+	c.CloseLasting()
 }
 
 // Declare queues, on c, the creation of the table, its sets and chains, and the replacement of
 // each chain's rules by the declared ones. Creating what exists is a no-op and the chains are
 // flushed and refilled in the same transaction, so the result is the same however many processes
 // run it at once, and a table left by an older version is brought up to date.
-func Declare(c *nftables.Conn, t *Table) error {
+func Declare(c *Conn, t *Table) error {
 	c.AddTable(t.Table)
 	for _, s := range t.Sets {
 		s.Table = t.Table
@@ -56,8 +104,28 @@ func Declare(c *nftables.Conn, t *Table) error {
 	return nil
 }
 
+// Ensure queues Declare unless the table exists already, which it checks with one request. The
+// common case (every ADD after the first on a host) then sends only its elements, and the kernel
+// rebuilds no chain. A table is created with its sets, chains and rules in one transaction, so a
+// table that exists is complete; racing creators each flush and refill the chains, which leaves
+// one copy of the rules. Rules of an existing table are not compared with the declaration:
+// upgrading berth-cni to different rules means deleting its tables once.
+func Ensure(c *Conn, t *Table) error {
+	ok, err := Exists(c, t.Table)
+	if err != nil {
+		return err
+	}
+	if ok {
+		for _, s := range t.Sets {
+			s.Table = t.Table
+		}
+		return nil
+	}
+	return Declare(c, t)
+}
+
 // Exists reports whether the table exists.
-func Exists(c *nftables.Conn, t *nftables.Table) (bool, error) {
+func Exists(c *Conn, t *nftables.Table) (bool, error) {
 	_, err := c.ListTableOfFamily(t.Name, t.Family)
 	if err == nil {
 		return true, nil
@@ -70,16 +138,15 @@ func Exists(c *nftables.Conn, t *nftables.Table) (bool, error) {
 
 // Owned lists the elements of the named set whose comment satisfies match. A missing table or
 // set has no elements.
-func Owned(c *nftables.Conn, t *nftables.Table, set string, match func(comment string) bool) (*nftables.Set, []nftables.SetElement, error) {
-	s, err := c.GetSetByName(t, set)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil, nil, nil
-		}
-		return nil, nil, fmt.Errorf("get set %s %s: %w", t.Name, set, err)
-	}
+func Owned(c *Conn, t *nftables.Table, set string, match func(comment string) bool) (*nftables.Set, []nftables.SetElement, error) {
+	// The dump needs only the table and the set's name; asking for the set first would cost a
+	// round trip per set.
+	s := &nftables.Set{Table: t, Name: set}
 	els, err := c.GetSetElements(s)
 	if err != nil {
+		if errors.Is(err, unix.ENOENT) || strings.Contains(err.Error(), "no such file or directory") {
+			return nil, nil, nil
+		}
 		return nil, nil, fmt.Errorf("list elements of %s %s: %w", t.Name, set, err)
 	}
 	var out []nftables.SetElement
@@ -97,7 +164,7 @@ func Owned(c *nftables.Conn, t *nftables.Table, set string, match func(comment s
 // DeleteOwned removes, in one transaction, the elements of the given sets whose comment
 // satisfies match. It is not an error if the table, a set or an element does not exist; an
 // element removed by someone else between the listing and the deletion makes it list again.
-func DeleteOwned(c *nftables.Conn, t *nftables.Table, sets []string, match func(comment string) bool) (int, error) {
+func DeleteOwned(c *Conn, t *nftables.Table, sets []string, match func(comment string) bool) (int, error) {
 	if ok, err := Exists(c, t); err != nil || !ok {
 		return 0, err
 	}
@@ -121,6 +188,7 @@ func DeleteOwned(c *nftables.Conn, t *nftables.Table, sets []string, match func(
 			return 0, nil
 		}
 		if err = c.Flush(); err == nil {
+			c.deleted = true
 			return n, nil
 		}
 		if !errors.Is(err, unix.ENOENT) {

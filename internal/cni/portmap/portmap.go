@@ -182,9 +182,9 @@ func Add(ctx context.Context, args *skel.CmdArgs) (types.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer c.CloseLasting()
+	defer c.Close()
 	t := table(n)
-	if err := nft.Declare(c, t); err != nil {
+	if err := nft.Ensure(c, t); err != nil {
 		return nil, err
 	}
 	tag := cni.OwnerTag(n.Name, args.ContainerID, args.IfName)
@@ -218,7 +218,7 @@ func deleteWhere(n *NetConf, match func(string) bool) error {
 	if err != nil {
 		return err
 	}
-	defer c.CloseLasting()
+	defer c.Close()
 	_, err = nft.DeleteOwned(c, table(n).Table, mapNames, match)
 	return err
 }
@@ -244,7 +244,7 @@ func Check(ctx context.Context, args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	defer c.CloseLasting()
+	defer c.Close()
 	tag := cni.OwnerTag(n.Name, args.ContainerID, args.IfName)
 	have := map[string]bool{}
 	for _, name := range mapNames {
