@@ -128,9 +128,9 @@ func sysctlKey(k, ifname string) (string, error) {
 	parts := strings.Split(strings.ReplaceAll(k, "/", "."), ".")
 	for i, p := range parts {
 		if p == "IFNAME" {
-			parts[i] = ifname
+			parts[i], p = ifname, ifname
 		}
-		if p == "" || p == ".." {
+		if p == "" || p == "." || p == ".." || strings.ContainsAny(p, "/\x00") {
 			return "", fmt.Errorf("sysctl %q: empty or parent component: %w", k, cni.ErrInvalidConfig)
 		}
 	}
