@@ -42,7 +42,7 @@ type options struct {
 	jobs, bigLayers, smallLayers int
 	seconds                      time.Duration
 	bigBytes, smallBytes         int64
-	skipXfer, skipLoad           bool
+	skipXfer, skipLoad, keep     bool
 }
 
 func main() {
@@ -62,6 +62,7 @@ func main() {
 	flag.Int64Var(&o.smallBytes, "small-bytes", 100<<10, "bytes of each small layer")
 	flag.BoolVar(&o.skipXfer, "no-xfer", false, "skip push and pull (the load phases push one image untimed)")
 	flag.BoolVar(&o.skipLoad, "no-load", false, "skip the request-load phases")
+	flag.BoolVar(&o.keep, "keep", false, "keep the run's directory (servers' roots and logs)")
 	quick := flag.Bool("quick", false, "a smoke run: one round, 1 s phases, a 32 MiB image")
 	flag.Parse()
 	if *quick {
@@ -122,7 +123,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if o.keep {
+		logf("keeping %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	for _, b := range []string{o.berth, o.distribution} {
 		if _, err := os.Stat(b); err != nil {
 			return fmt.Errorf("binary: %w (make; scripts/bench/registry.sh builds Distribution)", err)

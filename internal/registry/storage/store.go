@@ -360,21 +360,26 @@ func (s *Store) writeContentAtomic(path string, data []byte) error {
 
 // createEmpty makes an empty marker file durably (a blob link).
 func (s *Store) createEmpty(path string) error {
-	if _, err := os.Lstat(path); err == nil {
-		return nil
-	}
-	dir := filepath.Dir(path)
-	if err := s.ensureDir(dir); err != nil {
+	created, err := s.createEmptyNoSync(path)
+	if err != nil || !created {
 		return err
+	}
+	return fsyncDir(filepath.Dir(path))
+}
+
+// createEmptyNoSync makes an empty marker file; the caller syncs its directory when created.
+func (s *Store) createEmptyNoSync(path string) (created bool, err error) {
+	if _, err := os.Lstat(path); err == nil {
+		return false, nil
+	}
+	if err := s.ensureDir(filepath.Dir(path)); err != nil {
+		return false, err
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return fsyncDir(dir)
+	return true, f.Close()
 }
 
 // ---- the lock garbage collection sweeps under (see gc.go)

@@ -373,14 +373,14 @@ func (s *Store) linkBlob(ctx context.Context, repo string, d digest.Digest, src 
 	}
 	defer release()
 	dst := s.blobPath(d)
-	if err := s.ensureDir(filepath.Dir(dst)); err != nil {
+	blobDir := filepath.Dir(dst)
+	if err := s.ensureDir(blobDir); err != nil {
 		return err
 	}
+	renamed := false
 	switch err := renameNoReplace(src, dst); {
 	case err == nil:
-		if err := fsyncDir(filepath.Dir(dst)); err != nil {
-			return err
-		}
+		renamed = true
 	case errors.Is(err, os.ErrExist):
 		// Pushed concurrently, or before: same content. Mark it used now, for the collector.
 		if err := touch(dst); err != nil {
@@ -390,8 +390,25 @@ func (s *Store) linkBlob(ctx context.Context, repo string, d digest.Digest, src 
 	default:
 		return fmt.Errorf("store blob: %w", err)
 	}
-	if err := s.createEmpty(s.blobLinkPath(repo, d)); err != nil {
+	// Both entries are made before either directory is synced: on a journaling filesystem (ext4,
+	// XFS) the first sync commits both, which saves a commit per blob, and each directory is still
+	// synced before the blob is acknowledged. Should the link reach the disk without the blob (a
+	// filesystem that does not order them), the link is harmless: reads check the blob too, and
+	// the collector removes links to missing blobs.
+	link := s.blobLinkPath(repo, d)
+	created, err := s.createEmptyNoSync(link)
+	if err != nil {
 		return fmt.Errorf("link blob into %s: %w", repo, err)
+	}
+	if renamed {
+		if err := fsyncDir(blobDir); err != nil {
+			return err
+		}
+	}
+	if created {
+		if err := fsyncDir(filepath.Dir(link)); err != nil {
+			return fmt.Errorf("link blob into %s: %w", repo, err)
+		}
 	}
 	return nil
 }
