@@ -9,6 +9,7 @@ pkgs=(
   musl-tools                     # ... against musl, whose start-up is cheaper than static glibc's
   busybox-static                 # root filesystems for tests, benchmarks and the demo
   jq hyperfine time util-linux procps iproute2
+  nftables iptables containernetworking-plugins  # CNI tests look at rule sets; Debian's plugins are an anchor
   runc crun                      # the anchors the runtime is measured against
   containerd podman conmon       # real clients that drive berth-runtime in integration tests
   umoci                          # the anchor image unpacking is measured against
