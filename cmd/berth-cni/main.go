@@ -61,6 +61,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "berth-cni: run as one of %v (a link named for the plugin), or berth-cni PLUGIN\n", names)
 		os.Exit(2)
 	}
-	ctx := cni.WithTable(context.Background(), t)
+	// This main serves the helper modes above, so plugins may start detached copies of it.
+	ctx := cni.WithDetachedHelpers(cni.WithTable(context.Background(), t))
 	os.Exit(cni.Main(ctx, name, f, os.Stdout))
 }

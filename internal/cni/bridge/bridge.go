@@ -164,7 +164,7 @@ func Add(ctx context.Context, args *skel.CmdArgs) (_ types.Result, retErr error)
 
 	if n.IPMasq || n.MacSpoofChk {
 		tag := cni.OwnerTag(n.Name, args.ContainerID, args.IfName)
-		c, err := nft.Open()
+		c, err := nft.Open(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -279,12 +279,12 @@ func Del(ctx context.Context, args *skel.CmdArgs) error {
 		case err != nil:
 			errs = append(errs, err)
 		default:
-			errs = append(errs, delContainerLink(ns, args.IfName, !n.SyncDel))
+			errs = append(errs, delContainerLink(ns, args.IfName, !n.SyncDel && cni.DetachedHelpers(ctx)))
 			ns.Close()
 		}
 	}
 	if n.IPMasq || n.MacSpoofChk {
-		errs = append(errs, delNFT(n, args))
+		errs = append(errs, delNFT(ctx, n, args))
 	}
 	return errors.Join(errs...)
 }
@@ -395,9 +395,9 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func delNFT(n *NetConf, args *skel.CmdArgs) error {
+func delNFT(ctx context.Context, n *NetConf, args *skel.CmdArgs) error {
 	tag := cni.OwnerTag(n.Name, args.ContainerID, args.IfName)
-	c, err := nft.Open()
+	c, err := nft.Open(ctx)
 	if err != nil {
 		return err
 	}
@@ -507,7 +507,7 @@ func GC(ctx context.Context, args *skel.CmdArgs) error {
 	}
 	if n.IPMasq || n.MacSpoofChk {
 		valid := cni.ValidTags(n.Name, n.ValidAttachments)
-		c, err := nft.Open()
+		c, err := nft.Open(ctx)
 		if err != nil {
 			return errors.Join(append(errs, err)...)
 		}

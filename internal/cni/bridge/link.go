@@ -30,6 +30,9 @@ func ensureBridge(n *NetConf) (*netlink.Bridge, error) {
 			br.VlanFiltering = &vf
 		}
 		if err := netlink.LinkAdd(br); err != nil && !errors.Is(err, unix.EEXIST) {
+			if vf && errors.Is(err, unix.EOPNOTSUPP) {
+				return nil, fmt.Errorf("create bridge %s with vlan filtering (vlan %d, vlanTrunk %v): the kernel has no bridge VLAN filtering: %w: %w", n.BrName, n.Vlan, n.vlans, cni.ErrUnsupportedField, err)
+			}
 			return nil, fmt.Errorf("create bridge %s: %w", n.BrName, err)
 		}
 		if l, err = netlink.LinkByName(n.BrName); err != nil {

@@ -131,7 +131,7 @@ func Add(ctx context.Context, args *skel.CmdArgs) (types.Result, error) {
 	if len(addrs) == 0 {
 		return prev, nil
 	}
-	c, err := nft.Open()
+	c, err := nft.Open(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -156,8 +156,8 @@ func Add(ctx context.Context, args *skel.CmdArgs) (types.Result, error) {
 	return prev, nil
 }
 
-func deleteWhere(n *NetConf, match func(string) bool) error {
-	c, err := nft.Open()
+func deleteWhere(ctx context.Context, n *NetConf, match func(string) bool) error {
+	c, err := nft.Open(ctx)
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func Del(ctx context.Context, args *skel.CmdArgs) error {
 		return err
 	}
 	tag := cni.OwnerTag(n.Name, args.ContainerID, args.IfName)
-	return deleteWhere(n, func(s string) bool { return s == tag })
+	return deleteWhere(ctx, n, func(s string) bool { return s == tag })
 }
 
 // Check verifies that every address of prevResult is in the accept sets for this attachment.
@@ -186,7 +186,7 @@ func Check(ctx context.Context, args *skel.CmdArgs) error {
 	if err != nil || prev == nil {
 		return err
 	}
-	c, err := nft.Open()
+	c, err := nft.Open(ctx)
 	if err != nil {
 		return err
 	}
@@ -217,5 +217,5 @@ func GC(ctx context.Context, args *skel.CmdArgs) error {
 		return err
 	}
 	valid := cni.ValidTags(n.Name, n.ValidAttachments)
-	return deleteWhere(n, func(s string) bool { return valid.Stale(n.Name, s) })
+	return deleteWhere(ctx, n, func(s string) bool { return valid.Stale(n.Name, s) })
 }

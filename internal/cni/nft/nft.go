@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,13 +33,14 @@ type Table struct {
 // Conn is a connection to nftables that knows whether it deleted anything.
 type Conn struct {
 	*nftables.Conn
+	ctx     context.Context
 	dup     *os.File // a second descriptor of the netlink socket
 	deleted bool
 }
 
 // Open returns a connection to nftables in the caller's network namespace.
-func Open() (*Conn, error) {
-	c := &Conn{}
+func Open(ctx context.Context) (*Conn, error) {
+	c := &Conn{ctx: ctx}
 	keep := func(nc *netlink.Conn) error {
 		// Keep a second descriptor of the socket for Close (see there).
 		rc, err := nc.SyscallConn()
@@ -70,7 +72,7 @@ func Open() (*Conn, error) {
 // the kernel's deferred destruction of them (an RCU grace period): its last descriptor is handed
 // to a detached helper (cni.Linger) instead, so that DEL returns without that wait.
 func (c *Conn) Close() {
-	if c.deleted && c.dup != nil && cni.Linger(c.dup) == nil {
+	if c.deleted && c.dup != nil && cni.Linger(c.ctx, c.dup) == nil {
 		c.dup.Close()
 		c.CloseLasting()
 		return

@@ -178,7 +178,7 @@ func Add(ctx context.Context, args *skel.CmdArgs) (types.Result, error) {
 			}
 		}
 	}
-	c, err := nft.Open()
+	c, err := nft.Open(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -210,11 +210,11 @@ func Del(ctx context.Context, args *skel.CmdArgs) error {
 		return err
 	}
 	tag := cni.OwnerTag(n.Name, args.ContainerID, args.IfName)
-	return deleteWhere(n, func(s string) bool { return s == tag })
+	return deleteWhere(ctx, n, func(s string) bool { return s == tag })
 }
 
-func deleteWhere(n *NetConf, match func(string) bool) error {
-	c, err := nft.Open()
+func deleteWhere(ctx context.Context, n *NetConf, match func(string) bool) error {
+	c, err := nft.Open(ctx)
 	if err != nil {
 		return err
 	}
@@ -240,7 +240,7 @@ func Check(ctx context.Context, args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	c, err := nft.Open()
+	c, err := nft.Open(ctx)
 	if err != nil {
 		return err
 	}
@@ -271,7 +271,7 @@ func GC(ctx context.Context, args *skel.CmdArgs) error {
 		return err
 	}
 	valid := cni.ValidTags(n.Name, n.ValidAttachments)
-	return deleteWhere(n, func(s string) bool { return valid.Stale(n.Name, s) })
+	return deleteWhere(ctx, n, func(s string) bool { return valid.Stale(n.Name, s) })
 }
 
 var mapNames = []string{"dnat4any", "dnat4ip", "dnat6any", "dnat6ip"}
