@@ -137,6 +137,7 @@ func mounted(t *testing.T, s *Snapshotter, key string, chain digest.Digest) stri
 
 // Both drivers give exactly the tree that flattening the layers gives.
 func TestAssembledTreeMatchesFlattening(t *testing.T) {
+	needRoot(t)
 	ctx := context.Background()
 	l0 := layerTar(t, dir("d"), file("a.txt", "a"), file("keep.txt", "keep"), dir("d/sub"), file("d/x", "x"), file("d/sub/y", "y"),
 		dir("gone"), file("gone/g", "g"), dir("e"), file("e/f", "f"), file("hl", "shared"), hardlink("hl2", "hl"), link("ln", "keep.txt"))
@@ -180,6 +181,7 @@ func TestAssembledTreeMatchesFlattening(t *testing.T) {
 
 // Two hundred layers: more lower directories than mount(2)'s page of options can name.
 func TestManyLayers(t *testing.T) {
+	needRoot(t)
 	ctx := context.Background()
 	var tars [][]byte
 	for i := range 200 {
