@@ -84,10 +84,11 @@ func testPods(t *testing.T, e *env) {
 	l := e.conflist(listOpts{name: "pods", portmap: true, firewall: true, tuning: true})
 	c1, c2 := e.pod("c1"), e.pod("c2")
 	base := 20000 + int(e.id[0])%100*100
-	pLocal, pAll := base+1, base+2
+	pLocal, pAll, pUDP := base+1, base+2, base+3
 	caps := map[string]interface{}{"portMappings": []map[string]interface{}{
 		{"hostPort": pLocal, "containerPort": 8080, "protocol": "tcp", "hostIP": "127.0.0.1"},
 		{"hostPort": pAll, "containerPort": 8080, "protocol": "tcp"},
+		{"hostPort": pUDP, "containerPort": 5353, "protocol": "udp"},
 	}}
 	rt1, rt2 := e.rt(c1, "eth0", caps), e.rt(c2, "eth0", nil)
 	r1 := e.mustAdd(l, rt1)
@@ -137,6 +138,12 @@ func testPods(t *testing.T, e *env) {
 	t.Run("hostport_hairpin", func(t *testing.T) {
 		if got, err := fetch(t, c2, fmt.Sprintf("%s:%d", gw, pAll)); got != token {
 			t.Errorf("c2 -> %s:%d -> c1: %q %v", gw, pAll, got, err)
+		}
+	})
+	t.Run("hostport_udp", func(t *testing.T) {
+		echoUDP(t, c1, ":5353")
+		if got, err := askUDP(t, fmt.Sprintf("%s:%d", gw, pUDP)); got != "udp-pong" {
+			t.Errorf("host -> %s:%d/udp -> c1: %q %v", gw, pUDP, got, err)
 		}
 	})
 	t.Run("check", func(t *testing.T) {
@@ -198,6 +205,43 @@ func testPods(t *testing.T, e *env) {
 		}
 		if _, err := os.Stat(filepath.Join(ipamDir, addrOf(r4, false).String())); !os.IsNotExist(err) {
 			t.Errorf("address still allocated: %v", err)
+		}
+	})
+	t.Run("del_without_cache_or_capabilities", func(t *testing.T) {
+		// The runtime lost its cached ADD result and does not repeat the port mappings: DEL
+		// must still remove the mappings and the firewall rules (the reference plugins' lesson).
+		c5 := e.pod("c5")
+		p5 := base + 5
+		rt5 := e.rt(c5, "eth0", map[string]interface{}{"portMappings": []map[string]interface{}{{"hostPort": p5, "containerPort": 8080, "protocol": "tcp"}}})
+		r5, err := e.add(l, rt5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ip5 := addrOf(r5, false).String()
+		cached, _ := filepath.Glob(filepath.Join(e.cache, "results", "*"+c5.id+"*"))
+		saved := map[string][]byte{}
+		for _, f := range cached {
+			saved[f], _ = os.ReadFile(f)
+			os.Remove(f)
+		}
+		t.Cleanup(func() {
+			// let plugins that need the cached result clean up after the test
+			for f, b := range saved {
+				os.WriteFile(f, b, 0o600)
+			}
+			e.del(l, rt5)
+		})
+		if err := e.del(l, e.rt(c5, "eth0", nil)); err != nil {
+			t.Fatalf("DEL: %v", err)
+		}
+		if n := rulesMentioning(t, ip5); n != 0 {
+			t.Errorf("%d rule lines still mention %s", n, ip5)
+		}
+		if n := rulesMentioning(t, fmt.Sprint(p5)); n != 0 {
+			t.Errorf("%d rule lines still mention host port %d", n, p5)
+		}
+		if _, err := os.Stat(filepath.Join(ipamDir, ip5)); !os.IsNotExist(err) {
+			t.Errorf("%s still allocated", ip5)
 		}
 	})
 	t.Run("del_cleans_rules", func(t *testing.T) {
@@ -510,3 +554,41 @@ func pluginConfIPAM(t *testing.T, l *libcni.NetworkConfigList) []byte {
 	b, _ := json.Marshal(map[string]interface{}{"cniVersion": l.CNIVersion, "name": l.Name, "ipam": m["ipam"]})
 	return b
 }
+
+// echoUDP answers every datagram on addr inside the pod with "udp-pong".
+func echoUDP(t *testing.T, p *pod, addr string) {
+	var pc net.PacketConn
+	if err := p.do(t, func() (err error) { pc, err = net.ListenPacket("udp", addr); return }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte("udp-pong"), from)
+		}
+	}()
+}
+
+// askUDP sends datagrams from the host to addr until one is answered (UDP may lose the first).
+func askUDP(t *testing.T, addr string) (string, error) {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	for i := 0; i < 5; i++ {
+		c.Write([]byte("ping"))
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if n, err := c.Read(buf); err == nil {
+			return string(buf[:n]), nil
+		}
+	}
+	return "", fmt.Errorf("no answer from %s", addr)
+}
+
