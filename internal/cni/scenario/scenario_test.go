@@ -591,4 +591,3 @@ func askUDP(t *testing.T, addr string) (string, error) {
 	}
 	return "", fmt.Errorf("no answer from %s", addr)
 }
-
