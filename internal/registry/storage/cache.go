@@ -57,8 +57,8 @@ func stat(path string, st *unix.Stat_t) error {
 var cacheSettle = time.Second
 
 const (
-	smallFileMax     = 4 << 10 // a tag holds a digest, a link a media type
-	pathCacheEntries = 1 << 16
+	smallFileMax     = 4 << 10  // a tag holds a digest, a link a media type
+	pathCacheEntries = 1 << 14  // about 4 MiB at most
 	manifestCacheMax = 16 << 20 // bytes of manifest content kept
 	manifestEntryMax = 1 << 20  // larger manifests are read each time
 )
