@@ -259,6 +259,20 @@ func (m *Manager) Pids() ([]int, error) {
 // on a cgroup something else keeps busy.
 const destroyTimeout = 5 * time.Second
 
+// TryRemove removes the container's directory in every hierarchy with one rmdir each, without
+// listing anything or waiting: the common case of a container whose processes are gone and that
+// made no cgroups of its own. It reports whether every directory is gone; when it is not (a
+// process or a child cgroup is left), Destroy does the full job. It stops at the first directory
+// it cannot remove: a process is in every hierarchy, so the ones before held none.
+func (m *Manager) TryRemove() bool {
+	for _, dir := range m.dirs() {
+		if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
+			return false
+		}
+	}
+	return true
+}
+
 // Destroy removes the container's directory, and every cgroup below it, in every hierarchy,
 // deepest first. A directory that is already gone is not an error, so Destroy is idempotent.
 // rmdir fails with EBUSY while processes are still exiting; that is retried with backoff

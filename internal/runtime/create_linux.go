@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -476,13 +475,25 @@ func socketPair() (*os.File, *os.File, error) {
 	return os.NewFile(uintptr(fds[0]), "console-keep"), os.NewFile(uintptr(fds[1]), "console-send"), nil
 }
 
+// dialUnix connects a stream socket to the unix socket at path. The connection is only passed on
+// (to the container process) or used for one message, so it is a plain descriptor: package net
+// would add its poller and, to the binary, its package initialisation, paid at every start.
 func dialUnix(path string) (*os.File, error) {
-	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dial unix %s: socket: %w", path, err)
 	}
-	defer conn.Close()
-	return conn.File()
+	for {
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("dial unix %s: connect: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // writePidFile writes the pid atomically, as containerd and podman read it as soon as we exit.
@@ -513,7 +524,9 @@ func (c *Container) destroy(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("unmount the rootfs: %w", err))
 		}
 	}
-	if m := c.cgroups(); m != nil {
+	// One rmdir per hierarchy first: it fails (EBUSY) while any process or child cgroup is left in
+	// the container's cgroup, and otherwise leaves nothing to list, kill or wait for.
+	if m := c.cgroups(); m != nil && !m.TryRemove() {
 		if pids, _ := m.Pids(); len(pids) > 0 {
 			if err := m.Signal(ctx, unix.SIGKILL); err != nil {
 				errs = append(errs, err)
@@ -526,8 +539,21 @@ func (c *Container) destroy(ctx context.Context) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	if err := os.RemoveAll(c.dir); err != nil {
+	if err := removeStateDir(c.dir); err != nil {
 		return fmt.Errorf("remove state: %w", err)
 	}
 	return nil
+}
+
+// removeStateDir removes a container's state directory: the files the runtime puts there by name,
+// then the directory, and only if something else is left, the whole tree (os.RemoveAll lists the
+// directory and tries each entry as a file and as a directory).
+func removeStateDir(dir string) error {
+	for _, name := range []string{stateFile, fifoName, ".state.tmp"} {
+		_ = unix.Unlink(filepath.Join(dir, name))
+	}
+	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return os.RemoveAll(dir)
 }
