@@ -5,7 +5,6 @@ import "C"
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -106,15 +105,6 @@ func WriteFrame(w io.Writer, body []byte) error {
 	copy(buf[4:], body)
 	_, err := w.Write(buf)
 	return err
-}
-
-// WriteJSON writes v as one JSON frame.
-func WriteJSON(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return WriteFrame(w, b)
 }
 
 // ReadFrame reads one frame. io.EOF means the peer closed the socket between frames.

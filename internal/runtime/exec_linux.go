@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -152,8 +151,7 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 
 // errorText pulls the error out of an error frame's JSON, or returns the frame as it is.
 func errorText(frame string) string {
-	var m message
-	if err := json.Unmarshal([]byte(frame), &m); err == nil && m.Error != "" {
+	if m, err := decodeMessage([]byte(frame)); err == nil && m.Error != "" {
 		return m.Error
 	}
 	return frame

@@ -36,7 +36,7 @@ func ContainerMain() {
 	os.Unsetenv(nsexec.EnvSyncFD)
 	conn := os.NewFile(uintptr(fd), "sync")
 	err = containerInit(conn)
-	_ = nsexec.WriteJSON(conn, message{Type: msgError, Error: err.Error()})
+	_ = writeMessage(conn, message{Type: msgError, Error: err.Error()})
 	os.Exit(1)
 }
 
@@ -86,8 +86,8 @@ func containerInit(conn *os.File) error {
 		joined = true
 		return nil
 	}
-	warn := func(msg string) { _ = nsexec.WriteJSON(conn, message{Type: msgWarning, Message: msg}) }
-	debug := func(msg string) { _ = nsexec.WriteJSON(conn, message{Type: msgWarning, Message: msg, Debug: true}) }
+	warn := func(msg string) { _ = writeMessage(conn, message{Type: msgWarning, Message: msg}) }
+	debug := func(msg string) { _ = writeMessage(conn, message{Type: msgWarning, Message: msg, Debug: true}) }
 	switch cfg.Mode {
 	case modeInit:
 		return initContainer(conn, cfg, warn, debug)
@@ -148,7 +148,7 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 		if err := cfg.waitJoined(); err != nil {
 			return err
 		}
-		if err := nsexec.WriteJSON(conn, message{Type: msgHooks}); err != nil {
+		if err := writeMessage(conn, message{Type: msgHooks}); err != nil {
 			return err
 		}
 		reply, err := readMessage(conn)
@@ -213,7 +213,9 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 			seccompConn: fdFile(cfg.SeccompFD, "seccomp"), preserveFDs: cfg.PreserveFDs,
 			noNewKeyring: cfg.NoNewKeyring, warn: warn, debug: debug, setsidWithoutTTY: true,
 		}
-		proc.seccompState = seccompState(state, cfg.SeccompMetadata)
+		if proc.seccompConn != nil {
+			proc.seccompState = seccompState(state, cfg.SeccompMetadata)
+		}
 		if err := proc.prepare(); err != nil {
 			return err
 		}
@@ -229,7 +231,7 @@ func initContainer(conn *os.File, cfg *initConfig, warn, debug func(string)) err
 	if err := unix.Faccessat(int(fifoDir.Fd()), fifoName, unix.W_OK, unix.AT_EACCESS); err != nil {
 		return fmt.Errorf("the start FIFO cannot be opened by the container's root: %w", err)
 	}
-	if err := nsexec.WriteJSON(conn, message{Type: msgReady}); err != nil {
+	if err := writeMessage(conn, message{Type: msgReady}); err != nil {
 		return err
 	}
 	conn.Close()
@@ -354,8 +356,8 @@ func readMessage(conn *os.File) (*message, error) {
 	if err != nil {
 		return nil, err
 	}
-	var m message
-	if err := json.Unmarshal(body, &m); err != nil {
+	m, err := decodeMessage(body)
+	if err != nil {
 		return nil, fmt.Errorf("decode message: %w", err)
 	}
 	if m.Type == msgError {
@@ -364,13 +366,23 @@ func readMessage(conn *os.File) (*message, error) {
 	return &m, nil
 }
 
+// idFromState reads the container id from a state document the runtime half wrote.
 func idFromState(state []byte) string {
-	var s specs.State
-	_ = json.Unmarshal(state, &s)
-	return s.ID
+	var id string
+	r := specjson.NewReader(state)
+	_ = r.Object(func(key []byte) error {
+		if string(key) == "id" {
+			var err error
+			id, err = r.String()
+			return err
+		}
+		return r.Skip()
+	})
+	return id
 }
 
-// seccompState is the runtime-spec's ContainerProcessState, sent with a seccomp listener.
+// seccompState is the runtime-spec's ContainerProcessState, sent with a seccomp listener (rare
+// enough for encoding/json).
 func seccompState(state []byte, metadata string) []byte {
 	var s specs.State
 	_ = json.Unmarshal(state, &s)
@@ -397,7 +409,9 @@ func initExec(conn *os.File, cfg *initConfig, warn, debug func(string)) error {
 		seccompConn: fdFile(cfg.SeccompFD, "seccomp"), preserveFDs: cfg.PreserveFDs,
 		noNewKeyring: true, warn: warn, debug: debug,
 	}
-	proc.seccompState = seccompState(cfg.ContainerState, cfg.SeccompMetadata)
+	if proc.seccompConn != nil {
+		proc.seccompState = seccompState(cfg.ContainerState, cfg.SeccompMetadata)
+	}
 	if err := proc.prepare(); err != nil {
 		return err
 	}
@@ -406,7 +420,7 @@ func initExec(conn *os.File, cfg *initConfig, warn, debug func(string)) error {
 		return err
 	}
 	trace("exec-joined")
-	if err := nsexec.WriteJSON(conn, message{Type: msgReady}); err != nil {
+	if err := writeMessage(conn, message{Type: msgReady}); err != nil {
 		return err
 	}
 	// The socket stays open and close-on-exec: the runtime reads EOF when the program runs, or an

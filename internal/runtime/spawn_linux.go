@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -242,8 +241,8 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 			conn.Close()
 			return nil, fmt.Errorf("container process exited during namespace setup (%s): %w", describeWait(ws), err)
 		}
-		var m message
-		if err := json.Unmarshal(body, &m); err != nil {
+		m, err := decodeMessage(body)
+		if err != nil {
 			return fail(fmt.Errorf("decode bootstrap reply: %w", err))
 		}
 		switch m.Type {
@@ -251,7 +250,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 			if err := writeIDMaps(m.Pid, cfg.uidMap, cfg.gidMap); err != nil {
 				return fail(err)
 			}
-			if err := nsexec.WriteJSON(conn, message{Type: msgAck}); err != nil {
+			if err := writeMessage(conn, message{Type: msgAck}); err != nil {
 				return fail(err)
 			}
 		case msgPid:
@@ -282,7 +281,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	if cfg.beforeInit != nil {
 		cfg.beforeInit(ch.pid, ch.start)
 	}
-	if err := nsexec.WriteJSON(conn, cfg.init); err != nil {
+	if err := nsexec.WriteFrame(conn, encodeInitConfig(cfg.init)); err != nil {
 		ch.kill()
 		return nil, fmt.Errorf("send init config: %w", err)
 	}
@@ -299,7 +298,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	if len(rest) == 0 {
 		// Nothing left to join: say so at once, without a goroutine (on a VM whose idle CPUs halt,
 		// handing work to another thread costs a wake-up).
-		if err := nsexec.WriteJSON(conn, message{Type: msgJoined}); err != nil {
+		if err := writeMessage(conn, message{Type: msgJoined}); err != nil {
 			ch.kill()
 			return nil, err
 		}
@@ -314,7 +313,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 			}
 		}
 		trace("joined-cgroups")
-		_ = nsexec.WriteJSON(conn, m)
+		_ = writeMessage(conn, m)
 	}()
 	return ch, nil
 }
@@ -373,8 +372,8 @@ func talk(conn *os.File, onHooks func() ([]byte, error), log *slog.Logger) error
 			}
 			return fmt.Errorf("read from container process: %w", err)
 		}
-		var m message
-		if err := json.Unmarshal(body, &m); err != nil {
+		m, err := decodeMessage(body)
+		if err != nil {
 			return fmt.Errorf("decode message from container process: %w", err)
 		}
 		switch m.Type {
@@ -391,7 +390,7 @@ func talk(conn *os.File, onHooks func() ([]byte, error), log *slog.Logger) error
 			if err != nil {
 				return err
 			}
-			if err := nsexec.WriteJSON(conn, message{Type: msgAck, State: state}); err != nil {
+			if err := writeMessage(conn, message{Type: msgAck, State: state}); err != nil {
 				return err
 			}
 		case msgReady:
