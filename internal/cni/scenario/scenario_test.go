@@ -280,9 +280,10 @@ func rulesMentioning(t *testing.T, s string) int {
 }
 
 func testDualStack(t *testing.T, e *env) {
-	l := e.conflist(listOpts{name: "dual", dual: true, subnet: 1})
+	l := e.conflist(listOpts{name: "dual", dual: true, portmap: true, subnet: 1})
 	c1, c2 := e.pod("d1"), e.pod("d2")
-	r1 := e.mustAdd(l, e.rt(c1, "eth0", nil))
+	hp := 22000 + int(e.id[2])%100*10
+	r1 := e.mustAdd(l, e.rt(c1, "eth0", map[string]interface{}{"portMappings": []map[string]interface{}{{"hostPort": hp, "containerPort": 8080, "protocol": "tcp"}}}))
 	r2 := e.mustAdd(l, e.rt(c2, "eth0", nil))
 	for _, v6 := range []bool{false, true} {
 		a1, a2 := addrOf(r1, v6), addrOf(r2, v6)
@@ -295,6 +296,14 @@ func testDualStack(t *testing.T, e *env) {
 		}
 		if got, err := fetch(t, nil, net.JoinHostPort(a1.String(), "8080")); got != "dual" {
 			t.Errorf("v6=%v: host -> d1 %s: %q %v", v6, a1, got, err)
+		}
+		// a host port on every host address, reached at the bridge's gateway address
+		gw := r1.IPs[0].Gateway
+		if v6 {
+			gw = r1.IPs[1].Gateway
+		}
+		if got, err := fetch(t, nil, net.JoinHostPort(gw.String(), fmt.Sprint(hp))); got != "dual" {
+			t.Errorf("v6=%v: host -> %s port %d -> d1: %q %v", v6, gw, hp, got, err)
 		}
 	}
 }
