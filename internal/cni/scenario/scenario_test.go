@@ -503,7 +503,8 @@ func setField(t *testing.T, conf []byte, k string, v interface{}) []byte {
 // testGC: the runtime forgets a pod (netns and cache gone); GC with the live pods frees its
 // address and rules and keeps the live one's.
 func testGC(t *testing.T, e *env) {
-	l := e.conflist(listOpts{name: "gc", portmap: true, firewall: true, tuning: true, subnet: 5})
+	l := e.conflist(listOpts{name: "gc", portmap: true, firewall: true, tuning: true, subnet: 5,
+		bandwidth: `{"type":"bandwidth","egressRate":100000000,"egressBurst":1000000}`})
 	live, stale := e.pod("g1"), e.pod("g2")
 	base := 21000 + int(e.id[1])%100*100
 	rl := e.mustAdd(l, e.rt(live, "eth0", nil))
@@ -543,6 +544,23 @@ func testGC(t *testing.T, e *env) {
 	}
 	if n := rulesMentioning(t, ipLive); n == 0 {
 		t.Logf("note: no rule mentions live %s", ipLive)
+	}
+	// host-side devices a chained plugin made for the stale pod (bandwidth's ifb) are gone; the
+	// veth went with the namespace
+	for _, i := range rs.Interfaces {
+		if i.Sandbox != "" || i.Name == e.bridge || strings.HasPrefix(i.Name, "veth") {
+			continue
+		}
+		if _, err := netlink.LinkByName(i.Name); err == nil {
+			t.Errorf("GC left the stale pod's host interface %s", i.Name)
+		}
+	}
+	for _, i := range rl.Interfaces {
+		if i.Sandbox == "" && i.Name != e.bridge && !strings.HasPrefix(i.Name, "veth") {
+			if _, err := netlink.LinkByName(i.Name); err != nil {
+				t.Errorf("GC removed the live pod's host interface %s: %v", i.Name, err)
+			}
+		}
 	}
 }
 
