@@ -257,6 +257,36 @@ func testPods(t *testing.T, e *env) {
 		if left := ipamFiles(t, ipamDir); len(left) != 0 {
 			t.Errorf("addresses left after every DEL: %v", left)
 		}
+		// The pair may be deleted after DEL returns (berth leaves it to a detached helper once
+		// it is detached), but it must go: wait for the namespace to hold only lo.
+		var links []string
+		for i := 0; i < 100; i++ {
+			links = nil
+			c1.do(t, func() error {
+				ls, err := netlink.LinkList()
+				for _, l := range ls {
+					if l.Attrs().Name != "lo" {
+						links = append(links, l.Attrs().Name)
+					}
+				}
+				return err
+			})
+			if len(links) == 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if len(links) != 0 {
+			t.Errorf("c1 still has %v long after DEL", links)
+		}
+		if br, err := netlink.LinkByName(e.bridge); err == nil {
+			all, _ := netlink.LinkList()
+			for _, l := range all {
+				if l.Attrs().MasterIndex == br.Attrs().Index {
+					t.Errorf("bridge still has port %s after every DEL", l.Attrs().Name)
+				}
+			}
+		}
 	})
 }
 
