@@ -7,9 +7,11 @@
 //
 // Protocol on the sync socket (frames are a 4-byte little-endian length and a body):
 //   runtime -> here: one frame of text lines:
-//     cgfd <fd>               fork into this cgroup v2 directory with clone3(CLONE_INTO_CGROUP): moving a
-//                             process afterwards would wait for an RCU grace period (milliseconds); the
-//                             fork then always happens
+//     cgfd <fd> <path>        fork into the cgroup v2 directory at path below the directory descriptor fd
+//                             with clone3(CLONE_INTO_CGROUP): moving a process afterwards would wait for
+//                             an RCU grace period (milliseconds); the fork then always happens. The
+//                             runtime starts this process before it makes the directory (it makes it
+//                             while this process starts), so it passes an existing ancestor
 //     join <type> <path>      setns into an existing namespace (user first, then in the given order)
 //     unshare <flags>         unshare(2) these CLONE_NEW* flags (user first, with uid/gid maps written by the runtime)
 //     timens <clock> <s> <ns> offsets for a new time namespace (monotonic or boottime)
@@ -238,7 +240,17 @@ __attribute__((constructor)) static void berth_nsexec(void)
 				fail("nsexec: unknown namespace type %s", j->type);
 			njoin++;
 		} else if (strncmp(line, "cgfd ", 5) == 0) {
-			cgfd = (int)strtol(line + 5, NULL, 10);
+			char *rel;
+			long dirfd = strtol(line + 5, &rel, 10);
+			if (*rel != ' ' || rel[1] == '\0' || dirfd < 0 || dirfd > 1 << 20)
+				fail("nsexec: malformed line %s", line);
+			rel++;
+			// Opened now, with the runtime's credentials: the namespaces joined below may take away
+			// the right to reach the host's cgroupfs.
+			cgfd = openat((int)dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (cgfd < 0)
+				fail("open cgroup %s: %s", rel, strerror(errno));
+			close((int)dirfd);
 		} else if (strncmp(line, "unshare ", 8) == 0) {
 			unshare_flags = (int)strtol(line + 8, NULL, 10);
 		} else if (strncmp(line, "timens ", 7) == 0) {

@@ -29,8 +29,11 @@ type Join struct {
 
 // Bootstrap is what the constructor needs to place the process in its namespaces.
 type Bootstrap struct {
-	// CgroupFD, if positive, is the descriptor (in the child) of a cgroup v2 directory to fork into.
+	// CgroupFD, if positive, is the descriptor (in the child) of a directory, and CgroupPath the
+	// path below it (maybe "."), of a cgroup v2 directory to fork into. The directory need only
+	// exist once the bootstrap is sent.
 	CgroupFD    int
+	CgroupPath  string
 	Joins       []Join
 	Unshare     uintptr // CLONE_NEW* flags
 	TimeOffsets map[string]specs.LinuxTimeOffset
@@ -65,7 +68,10 @@ func ProcName(t specs.LinuxNamespaceType) string { return cloneFlag[t].name }
 func (b Bootstrap) Encode() ([]byte, error) {
 	var sb strings.Builder
 	if b.CgroupFD > 0 {
-		sb.WriteString("cgfd " + strconv.Itoa(b.CgroupFD) + "\n")
+		if b.CgroupPath == "" || strings.ContainsAny(b.CgroupPath, "\n\x00") {
+			return nil, fmt.Errorf("cgroup path %q is empty or contains a newline or NUL", b.CgroupPath)
+		}
+		sb.WriteString("cgfd " + strconv.Itoa(b.CgroupFD) + " " + b.CgroupPath + "\n")
 	}
 	for _, j := range b.Joins {
 		c, ok := cloneFlag[j.Type]

@@ -119,11 +119,15 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		return c, fmt.Errorf("linux.cgroupsPath %q: %w", cgPath, err)
 	}
 	rec.Cgroups = cg.Paths()
-	// Recorded before anything exists, so that delete --force after a crash here finds what to remove.
-	if err := writeRecord(dir, rec); err != nil {
-		return c, err
+	// The record is written before anything exists that delete --force would have to find (cgroups,
+	// a process in them), so that it finds them after a crash at any point.
+	writeFirstRecord := func() error {
+		if err := writeRecord(dir, rec); err != nil {
+			return err
+		}
+		trace("record-written")
+		return nil
 	}
-	trace("record-written")
 	// The cgroups are made while the container process starts (spawn's prepare), except on a
 	// pure cgroup v2 host, where the process is forked straight into a cgroup that must then
 	// be complete.
@@ -142,11 +146,29 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		}
 		return nil
 	}
+	makeFIFO := func() error {
+		if err := unix.Mkfifo(filepath.Join(dir, fifoName), 0o600); err != nil {
+			return fmt.Errorf("create the start FIFO: %w", err)
+		}
+		// The container's root opens the FIFO: in a user namespace that is a different host user.
+		if uid, gid := hostRoot(spec); uid != 0 || gid != 0 {
+			if err := os.Chown(filepath.Join(dir, fifoName), uid, gid); err != nil {
+				return fmt.Errorf("chown the start FIFO: %w", err)
+			}
+		}
+		return nil
+	}
 	prepare := makeCgroups
-	switch {
-	case r.Rootless:
-		// Unprivileged, the cgroups may not be ours to make: find out now, and go without them if
-		// nothing is asked of them (as runc does).
+	// afterFork runs once the container process is forked, while it execs the runtime binary and
+	// waits for its bootstrap: what needs no descriptor passed at exec is done meanwhile. The
+	// process has nothing to clean up before the bootstrap: it exits when the runtime dies.
+	var afterFork func() error
+	if r.Rootless {
+		// Unprivileged, the cgroups may not be ours to make: find out before the process is started
+		// with their descriptors, and go without them if nothing is asked of them (as runc does).
+		if err := writeFirstRecord(); err != nil {
+			return c, err
+		}
 		if err := makeCgroups(); err != nil {
 			if !errors.Is(err, os.ErrPermission) || hasLimits(spec.Linux.Resources) {
 				return c, fmt.Errorf("rootless: %w (cgroup limits need a cgroup delegated to this user)", err)
@@ -158,20 +180,24 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 			}
 		}
 		prepare = nil
-	case cg.IsV2():
-		if err := makeCgroups(); err != nil {
+		if err := makeFIFO(); err != nil {
 			return c, err
 		}
-		prepare = nil
-	}
-	trace("cgroups-set")
-	if err := unix.Mkfifo(filepath.Join(dir, fifoName), 0o600); err != nil {
-		return c, fmt.Errorf("create the start FIFO: %w", err)
-	}
-	// The container's root opens the FIFO: in a user namespace that is a different host user.
-	if uid, gid := hostRoot(spec); uid != 0 || gid != 0 {
-		if err := os.Chown(filepath.Join(dir, fifoName), uid, gid); err != nil {
-			return c, fmt.Errorf("chown the start FIFO: %w", err)
+	} else {
+		v2 := cg.IsV2()
+		if v2 {
+			prepare = nil
+		}
+		afterFork = func() error {
+			if err := writeFirstRecord(); err != nil {
+				return err
+			}
+			if v2 {
+				if err := makeCgroups(); err != nil {
+					return err
+				}
+			}
+			return makeFIFO()
 		}
 	}
 	fifoDir, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -251,9 +277,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	}
 	ch, err = spawn(&spawnConfig{
 		boot: boot, init: initCfg, stdio: stdio, preserve: o.PreserveFDs, extra: extra, cgroups: cg, dir: rootfs,
-		prepare: prepare,
-		userns:  ns.has(specs.UserNamespace),
-		uidMap:  spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
+		prepare: prepare, afterFork: afterFork,
+		userns: ns.has(specs.UserNamespace),
+		uidMap: spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
 		setFDs: func(first int) {
 			initCfg.FifoDirFD = first
 			if len(sourceIdx) > 0 {

@@ -40,6 +40,10 @@ type spawnConfig struct {
 	userns bool
 	// initialCPUs is the affinity of the process before it joins its cgroups (execCPUAffinity.initial).
 	initialCPUs []int
+	// afterFork, if set, runs once the container process is forked and before its bootstrap is
+	// sent: while it execs the runtime binary. Any cgroup v2 directory to fork into need only exist
+	// once afterFork has run.
+	afterFork func() error
 	// prepare, if set, runs while the container process starts (after the init config is sent,
 	// before it is told that its cgroups are ready): the runtime makes the cgroups meanwhile.
 	prepare func() error
@@ -136,6 +140,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	//  - in a user namespace, whose root may not write the host's cgroup files: the runtime writes
 	//    the pid into every cgroup.procs, while the container half starts.
 	var rest []string
+	var v2Dir string
 	cfg.boot.CgroupFD = -1
 	cfg.init.CgroupTasks = nil
 	if cfg.cgroups != nil {
@@ -163,18 +168,18 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 				cfg.init.CgroupTasks = append(cfg.init.CgroupTasks, cgroupTask{FD: len(files), Path: filepath.Join(rel, "tasks")})
 				files = append(files, f)
 			default:
-				// The constructor forks straight into it: it must exist now.
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					conn.Close()
-					return nil, fmt.Errorf("create cgroup %s: %w", dir, err)
-				}
-				d, err := os.OpenFile(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				// The constructor forks straight into it: it must exist when the bootstrap is sent
+				// (it is made below, after afterFork), and the constructor opens it below an
+				// existing ancestor.
+				v2Dir = dir
+				anc, rel := existingAncestor(dir)
+				d, err := os.OpenFile(anc, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 				if err != nil {
 					conn.Close()
-					return nil, fmt.Errorf("open cgroup %s: %w", dir, err)
+					return nil, fmt.Errorf("open cgroup %s: %w", anc, err)
 				}
 				defer d.Close()
-				cfg.boot.CgroupFD = len(files)
+				cfg.boot.CgroupFD, cfg.boot.CgroupPath = len(files), rel
 				files = append(files, d)
 			}
 		}
@@ -225,6 +230,16 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		return nil, e
 	}
 	childEnd.Close()
+	if cfg.afterFork != nil {
+		if err := cfg.afterFork(); err != nil {
+			return fail(err)
+		}
+	}
+	if v2Dir != "" {
+		if err := os.MkdirAll(v2Dir, 0o755); err != nil {
+			return fail(fmt.Errorf("create cgroup %s: %w", v2Dir, err))
+		}
+	}
 	if len(cfg.initialCPUs) > 0 {
 		if err := setAffinity(first, cfg.initialCPUs); err != nil {
 			return fail(fmt.Errorf("process.execCPUAffinity.initial: %w", err))
