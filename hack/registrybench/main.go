@@ -310,7 +310,11 @@ func report(o options, res results, peak map[string]float64, loadStart string) {
 		}
 		if base, ok := res[k]["baseline"]; ok {
 			fmt.Printf("%s_baseline: %.3f\n", k, median(base))
-			fmt.Printf("%s_vs_baseline: %.2f\n", k, median(roundRatios(bv, base)))
+			vb := roundRatios(bv, base)
+			fmt.Printf("%s_vs_baseline: %.2f\n", k, median(vb))
+			if len(vb) > 1 {
+				fmt.Printf("%s_vs_baseline_rounds: %s\n", k, fmtList(vb))
+			}
 		}
 		if t, ok := targets[k]; ok {
 			ok := ratio >= t
