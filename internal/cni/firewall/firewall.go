@@ -2,12 +2,13 @@
 // and established or related traffic to them, in an nftables table of its own (inet, default name
 // berth-cni-firewall) with a forward chain and one set of pod addresses per family. An ADD adds
 // the pod's addresses to the sets, a DEL or GC removes them, found by their comment (the
-// attachment), so no cached result is needed. ingressPolicy "same-bridge" is refused (code 2)
-// until it is implemented.
+// attachment), so no cached result is needed. With ingressPolicy "same-bridge" the pod takes new
+// connections only from its own bridge: its address goes in iso4/iso6 and (address . bridge) in
+// isosrc4/isosrc6, and three rules drop what is forwarded to it from anywhere else.
 //
 // nftables evaluates every table's base chains: an accept here does not override a drop in
 // another table (iptables-nft's FORWARD policy, say). The table states what pods may do within
-// berth's own rules.
+// berth's own rules; same-bridge's drops hold everywhere.
 package firewall
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/cni"
@@ -56,6 +58,9 @@ func load(ctx context.Context, args *skel.CmdArgs) (*NetConf, error) {
 	}
 	switch n.IngressPolicy {
 	case "", "open", "same-bridge":
+	case "isolated":
+		// pods of one bridge talk over layer 2, which the inet forward hook never sees
+		return nil, fmt.Errorf("ingressPolicy %q needs bridge-family rules berth does not have yet: %w", n.IngressPolicy, cni.ErrUnsupportedField)
 	default:
 		return nil, fmt.Errorf("ingressPolicy %q (want open or same-bridge): %w", n.IngressPolicy, cni.ErrInvalidConfig)
 	}
@@ -69,36 +74,77 @@ func table(n *NetConf) *nft.Table {
 	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: n.NFTable}
 	pods4 := &nftables.Set{Name: "pods4", KeyType: nftables.TypeIPAddr}
 	pods6 := &nftables.Set{Name: "pods6", KeyType: nftables.TypeIP6Addr}
+	// same-bridge isolation: the isolated pods' addresses, and (address . its bridge)
+	iso4 := &nftables.Set{Name: "iso4", KeyType: nftables.TypeIPAddr}
+	iso6 := &nftables.Set{Name: "iso6", KeyType: nftables.TypeIP6Addr}
+	isoSrc4 := &nftables.Set{Name: "isosrc4", KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIFName), Concatenation: true}
+	isoSrc6 := &nftables.Set{Name: "isosrc6", KeyType: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeIFName), Concatenation: true}
 	established := binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED)
+	isEstablished := []expr.Any{
+		&expr.Ct{Register: nft.Reg1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: nft.Reg1, DestRegister: nft.Reg1, Len: 4, Mask: established, Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: nft.Reg1, Data: make([]byte, 4)},
+	}
 	var rules [][]expr.Any
 	for _, v6 := range []bool{false, true} {
-		fam, s := byte(unix.NFPROTO_IPV4), pods4
+		fam, s, iso, isoSrc := byte(unix.NFPROTO_IPV4), pods4, iso4, isoSrc4
+		ifReg := uint32(nft.Reg32x + 1)
 		if v6 {
-			fam, s = unix.NFPROTO_IPV6, pods6
+			fam, s, iso, isoSrc = unix.NFPROTO_IPV6, pods6, iso6, isoSrc6
+			ifReg = nft.Reg2
 		}
-		in := append(nft.NFProto(fam),
+		// Isolated pods take traffic from their own bridge, and answers; the rest is dropped.
+		isolated := append(nft.NFProto(fam), nft.DstAddr(v6, nft.Reg1), &expr.Lookup{SourceRegister: nft.Reg1, SetName: iso.Name})
+		fromOwn := append(append([]expr.Any{}, isolated...),
 			nft.DstAddr(v6, nft.Reg1),
-			&expr.Lookup{SourceRegister: nft.Reg1, SetName: s.Name},
-			&expr.Ct{Register: nft.Reg1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{SourceRegister: nft.Reg1, DestRegister: nft.Reg1, Len: 4, Mask: established, Xor: make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: nft.Reg1, Data: make([]byte, 4)},
-			nft.Accept(),
-		)
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: ifReg},
+			&expr.Lookup{SourceRegister: nft.Reg1, SetName: isoSrc.Name},
+			nft.Accept())
+		answers := append(append(append([]expr.Any{}, isolated...), isEstablished...), nft.Accept())
+		drop := append(append([]expr.Any{}, isolated...), nft.Drop())
+		in := append(append(append(nft.NFProto(fam),
+			nft.DstAddr(v6, nft.Reg1),
+			&expr.Lookup{SourceRegister: nft.Reg1, SetName: s.Name}),
+			isEstablished...), nft.Accept())
 		out := append(nft.NFProto(fam),
 			nft.SrcAddr(v6, nft.Reg1),
 			&expr.Lookup{SourceRegister: nft.Reg1, SetName: s.Name},
 			nft.Accept(),
 		)
-		rules = append(rules, in, out)
+		rules = append(rules, fromOwn, answers, drop, in, out)
 	}
 	return &nft.Table{
 		Table: t,
-		Sets:  []*nftables.Set{pods4, pods6},
+		Sets:  []*nftables.Set{pods4, pods6, iso4, iso6, isoSrc4, isoSrc6},
 		Chains: []nft.Chain{{
 			Chain: &nftables.Chain{Name: "forward", Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter},
 			Rules: rules,
 		}},
 	}
+}
+
+var setNames = []string{"pods4", "pods6", "iso4", "iso6", "isosrc4", "isosrc6"}
+
+func set(t *nft.Table, name string) *nftables.Set {
+	for _, s := range t.Sets {
+		if s.Name == name {
+			return s
+		}
+	}
+	panic("firewall: no set " + name)
+}
+
+// bridgeOf is the host bridge among prevResult's interfaces (for same-bridge).
+func bridgeOf(prev *types100.Result) (string, error) {
+	for _, i := range prev.Interfaces {
+		if i.Sandbox != "" || i.Name == "" {
+			continue
+		}
+		if l, err := netlink.LinkByName(i.Name); err == nil && l.Type() == "bridge" {
+			return i.Name, nil
+		}
+	}
+	return "", fmt.Errorf("ingressPolicy same-bridge: prevResult lists no host bridge: %w", cni.ErrInvalidConfig)
 }
 
 func podAddrs(prev *types100.Result) []netip.Addr {
@@ -124,12 +170,15 @@ func Add(ctx context.Context, args *skel.CmdArgs) (types.Result, error) {
 	if prev == nil {
 		return nil, fmt.Errorf("firewall must be chained after an interface plugin (no prevResult): %w", cni.ErrInvalidConfig)
 	}
-	if n.IngressPolicy == "same-bridge" {
-		return nil, fmt.Errorf("ingressPolicy same-bridge is not implemented yet: %w", cni.ErrUnsupportedField)
-	}
 	addrs := podAddrs(prev)
 	if len(addrs) == 0 {
 		return prev, nil
+	}
+	var br string
+	if n.IngressPolicy == "same-bridge" {
+		if br, err = bridgeOf(prev); err != nil {
+			return nil, err
+		}
 	}
 	c, err := nft.Open(ctx)
 	if err != nil {
@@ -142,12 +191,21 @@ func Add(ctx context.Context, args *skel.CmdArgs) (types.Result, error) {
 	}
 	tag := cni.OwnerTag(n.Name, args.ContainerID, args.IfName)
 	for _, a := range addrs {
-		s := t.Sets[0]
+		fam := "4"
 		if a.Is6() {
-			s = t.Sets[1]
+			fam = "6"
 		}
-		if err := c.SetAddElements(s, []nftables.SetElement{{Key: nft.Addr(a), Comment: tag}}); err != nil {
+		if err := c.SetAddElements(set(t, "pods"+fam), []nftables.SetElement{{Key: nft.Addr(a), Comment: tag}}); err != nil {
 			return nil, fmt.Errorf("firewall element %s: %w", a, err)
+		}
+		if br == "" {
+			continue
+		}
+		if err := c.SetAddElements(set(t, "iso"+fam), []nftables.SetElement{{Key: nft.Addr(a), Comment: tag}}); err != nil {
+			return nil, fmt.Errorf("isolation element %s: %w", a, err)
+		}
+		if err := c.SetAddElements(set(t, "isosrc"+fam), []nftables.SetElement{{Key: nft.Concat(nft.Addr(a), nft.IfName(br)), Comment: tag}}); err != nil {
+			return nil, fmt.Errorf("isolation element %s . %s: %w", a, br, err)
 		}
 	}
 	if err := c.Flush(); err != nil {
@@ -162,7 +220,7 @@ func deleteWhere(ctx context.Context, n *NetConf, match func(string) bool) error
 		return err
 	}
 	defer c.Close()
-	_, err = nft.DeleteOwned(c, table(n).Table, []string{"pods4", "pods6"}, match)
+	_, err = nft.DeleteOwned(c, table(n).Table, setNames, match)
 	return err
 }
 

@@ -106,22 +106,27 @@ func Declare(c *Conn, t *Table) error {
 	return nil
 }
 
-// Ensure queues Declare unless the table exists already, which it checks with one request. The
-// common case (every ADD after the first on a host) then sends only its elements, and the kernel
-// rebuilds no chain. A table is created with its sets, chains and rules in one transaction, so a
-// table that exists is complete; racing creators each flush and refill the chains, which leaves
-// one copy of the rules. Rules of an existing table are not compared with the declaration:
-// upgrading berth-cni to different rules means deleting its tables once.
+// Ensure queues Declare unless the table is there already, which it checks with one request: for
+// the set declared last. The common case (every ADD after the first on a host) then sends only
+// its elements, and the kernel rebuilds no chain. A table is declared with its sets, chains and
+// rules in one transaction, so a table holding its last set is complete; racing declarers each
+// flush and refill the chains, which leaves one copy of the rules. A later version of a plugin
+// that changes its rules declares a new set last, so that tables of older versions are
+// re-declared (sets added, chains refilled) on their next ADD.
 func Ensure(c *Conn, t *Table) error {
-	ok, err := Exists(c, t.Table)
-	if err != nil {
-		return err
+	for _, s := range t.Sets {
+		s.Table = t.Table
 	}
-	if ok {
-		for _, s := range t.Sets {
-			s.Table = t.Table
+	if len(t.Sets) > 0 {
+		_, err := c.GetSetByName(t.Table, t.Sets[len(t.Sets)-1].Name)
+		if err == nil {
+			return nil
 		}
-		return nil
+		if !errors.Is(err, unix.ENOENT) && !strings.Contains(err.Error(), "no such file or directory") {
+			return fmt.Errorf("look up set %s of table %s: %w", t.Sets[len(t.Sets)-1].Name, t.Table.Name, err)
+		}
+	} else if ok, err := Exists(c, t.Table); err != nil || ok {
+		return err
 	}
 	return Declare(c, t)
 }

@@ -137,6 +137,8 @@ type listOpts struct {
 	tuning    bool
 	bandwidth string // raw JSON of the plugin, or ""
 	subnet    int    // third-octet offset, so lists of one env do not overlap
+	bridge    string // a bridge other than the env's (removed at cleanup)
+	ingress   string // the firewall's ingressPolicy
 }
 
 func (e *env) conflist(o listOpts) *libcni.NetworkConfigList {
@@ -145,13 +147,22 @@ func (e *env) conflist(o listOpts) *libcni.NetworkConfigList {
 	if o.dual {
 		ranges = fmt.Sprintf(`[[{"subnet":"%s.0/24"}],[{"subnet":"%s%x:0/112"}]]`, e.shift(o.subnet), e.net6, o.subnet+1)
 	}
+	br := e.bridge
+	if o.bridge != "" {
+		br = o.bridge
+		e.t.Cleanup(func() {
+			if l, err := netlink.LinkByName(br); err == nil {
+				netlink.LinkDel(l)
+			}
+		})
+	}
 	plugins := []string{fmt.Sprintf(`{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,"hairpinMode":true,"nftTable":%q,
-		"ipam":{"type":"host-local","dataDir":%q,"ranges":%s}}`, e.bridge, e.table, filepath.Join(e.work, "ipam"), ranges)}
+		"ipam":{"type":"host-local","dataDir":%q,"ranges":%s,"routes":[{"dst":"%s.0.0/16"}]}}`, br, e.table, filepath.Join(e.work, "ipam"), ranges, e.net4[:strings.LastIndex(e.net4, ".")])}
 	if o.portmap {
 		plugins = append(plugins, fmt.Sprintf(`{"type":"portmap","capabilities":{"portMappings":true},"snat":true,"nftTable":%q}`, e.table+"-pm"))
 	}
 	if o.firewall {
-		plugins = append(plugins, fmt.Sprintf(`{"type":"firewall","nftTable":%q}`, e.table+"-fw"))
+		plugins = append(plugins, fmt.Sprintf(`{"type":"firewall","nftTable":%q,"ingressPolicy":%q}`, e.table+"-fw", o.ingress))
 	}
 	if o.tuning {
 		plugins = append(plugins, `{"type":"tuning","sysctl":{"net.core.somaxconn":"555"}}`)

@@ -41,6 +41,7 @@ func TestScenarios(t *testing.T) {
 			t.Run("cnitool", func(t *testing.T) { testCnitool(t, newEnv(t, dir, v)) })
 			t.Run("bandwidth", func(t *testing.T) { testBandwidth(t, newEnv(t, dir, v)) })
 			t.Run("errors", func(t *testing.T) { testErrors(t, newEnv(t, dir, v)) })
+			t.Run("same_bridge", func(t *testing.T) { testSameBridge(t, newEnv(t, dir, v)) })
 			if atLeast110(v) {
 				t.Run("gc", func(t *testing.T) { testGC(t, newEnv(t, dir, v)) })
 				t.Run("status", func(t *testing.T) { testStatus(t, newEnv(t, dir, v)) })
@@ -258,34 +259,35 @@ func testPods(t *testing.T, e *env) {
 			t.Errorf("addresses left after every DEL: %v", left)
 		}
 		// The pair may be deleted after DEL returns (berth leaves it to a detached helper once
-		// it is detached), but it must go: wait for the namespace to hold only lo.
-		var links []string
+		// it is detached; a deleted namespace takes its veth with it in a kernel work queue),
+		// but it must go: wait for c1 to hold only lo and the bridge to have no port.
+		var left []string
 		for i := 0; i < 100; i++ {
-			links = nil
+			left = nil
 			c1.do(t, func() error {
 				ls, err := netlink.LinkList()
 				for _, l := range ls {
 					if l.Attrs().Name != "lo" {
-						links = append(links, l.Attrs().Name)
+						left = append(left, "c1:"+l.Attrs().Name)
 					}
 				}
 				return err
 			})
-			if len(links) == 0 {
+			if br, err := netlink.LinkByName(e.bridge); err == nil {
+				all, _ := netlink.LinkList()
+				for _, l := range all {
+					if l.Attrs().MasterIndex == br.Attrs().Index {
+						left = append(left, "port:"+l.Attrs().Name)
+					}
+				}
+			}
+			if len(left) == 0 {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		if len(links) != 0 {
-			t.Errorf("c1 still has %v long after DEL", links)
-		}
-		if br, err := netlink.LinkByName(e.bridge); err == nil {
-			all, _ := netlink.LinkList()
-			for _, l := range all {
-				if l.Attrs().MasterIndex == br.Attrs().Index {
-					t.Errorf("bridge still has port %s after every DEL", l.Attrs().Name)
-				}
-			}
+		if len(left) != 0 {
+			t.Errorf("still there long after every DEL: %v", left)
 		}
 	})
 }
@@ -647,4 +649,31 @@ func askUDP(t *testing.T, addr string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no answer from %s", addr)
+}
+
+// testSameBridge: firewall's ingressPolicy same-bridge lets a pod take connections from its own
+// bridge and the host, and answers to its own connections, but not connections routed in from
+// another bridge.
+func testSameBridge(t *testing.T, e *env) {
+	la := e.conflist(listOpts{name: "isoa", firewall: true, ingress: "same-bridge", subnet: 7})
+	lb := e.conflist(listOpts{name: "isob", firewall: true, subnet: 8, bridge: e.bridge + "b"})
+	a1, a2, b1 := e.pod("a1"), e.pod("a2"), e.pod("b1")
+	ra := e.mustAdd(la, e.rt(a1, "eth0", nil))
+	e.mustAdd(la, e.rt(a2, "eth0", nil))
+	rb := e.mustAdd(lb, e.rt(b1, "eth0", nil))
+	ipA, ipB := addrOf(ra, false).String(), addrOf(rb, false).String()
+	serve(t, a1, "tcp", ":8080", "a1")
+	serve(t, b1, "tcp", ":8080", "b1")
+	if got, err := fetch(t, a2, ipA+":8080"); got != "a1" {
+		t.Errorf("a2 -> a1 on the same bridge: %q %v", got, err)
+	}
+	if got, err := fetch(t, nil, ipA+":8080"); got != "a1" {
+		t.Errorf("host -> a1: %q %v", got, err)
+	}
+	if got, err := fetch(t, a1, ipB+":8080"); got != "b1" {
+		t.Errorf("a1 -> b1 (a1's own connection, answers must come back): %q %v", got, err)
+	}
+	if got, err := fetch(t, b1, ipA+":8080"); err == nil {
+		t.Errorf("b1 on another bridge reached the isolated a1: %q", got)
+	}
 }
