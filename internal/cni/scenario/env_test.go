@@ -93,6 +93,8 @@ func newEnv(t *testing.T, dir, version string) *env {
 				}
 			}
 		}
+		// the reference firewall's same-bridge rules are per bridge and outlive every DEL
+		removeIsolationRules(e.bridge, e.bridge+"b")
 		// cnitool's results live in libcni's default cache
 		matches, _ := filepath.Glob("/var/lib/cni/results/bs" + id + "*")
 		for _, m := range matches {
@@ -327,4 +329,83 @@ func ipamFiles(t *testing.T, dir string) []string {
 		}
 	}
 	return out
+}
+
+// removeIsolationRules deletes the iptables rules the reference firewall plugin keeps for the
+// given bridges (ingressPolicy same-bridge, CNI-ISOLATION-STAGE-*), and the chains and their
+// FORWARD jumps once no bridge is left in them. berth's plugins never write iptables.
+func removeIsolationRules(bridges ...string) {
+	out, err := exec.Command("iptables-save", "-t", "filter").Output()
+	if err != nil {
+		return
+	}
+	left := false
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "-A CNI-ISOLATION-STAGE-") {
+			continue
+		}
+		ours := false
+		for _, b := range bridges {
+			ours = ours || strings.Contains(line, " "+b+" ")
+		}
+		if !ours {
+			if strings.Contains(line, " -i ") || strings.Contains(line, " -o ") {
+				left = true
+			}
+			continue
+		}
+		args, err := splitRule(strings.TrimPrefix(line, "-A "))
+		if err == nil {
+			exec.Command("iptables", append([]string{"-t", "filter", "-D"}, args...)...).Run()
+		}
+	}
+	if left {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "-A FORWARD ") && strings.Contains(line, "-j CNI-ISOLATION-STAGE-1") {
+			if args, err := splitRule(strings.TrimPrefix(line, "-A ")); err == nil {
+				exec.Command("iptables", append([]string{"-t", "filter", "-D"}, args...)...).Run()
+			}
+		}
+	}
+	for _, c := range []string{"CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2"} {
+		exec.Command("iptables", "-t", "filter", "-F", c).Run()
+	}
+	for _, c := range []string{"CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2"} {
+		exec.Command("iptables", "-t", "filter", "-X", c).Run()
+	}
+}
+
+// splitRule splits an iptables-save rule into arguments, honouring double quotes.
+func splitRule(s string) ([]string, error) {
+	var args []string
+	var cur strings.Builder
+	inQ, have := false, false
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch == '"':
+			inQ, have = !inQ, true
+		case ch == '\\' && inQ && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+		case ch == ' ' && !inQ:
+			if have {
+				args = append(args, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteByte(ch)
+			have = true
+		}
+	}
+	if inQ {
+		return nil, fmt.Errorf("unbalanced quotes in %q", s)
+	}
+	if have {
+		args = append(args, cur.String())
+	}
+	return args, nil
 }
