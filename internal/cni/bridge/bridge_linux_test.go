@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -349,4 +351,46 @@ func mustJSON(t *testing.T, r *types100.Result) string {
 		t.Fatal(err)
 	}
 	return sb.String()
+}
+
+// GC forwards to IPAM and drops the masquerade and macspoofchk elements of attachments that are
+// no longer valid, keeping the valid ones'.
+func TestGCDropsStaleElements(t *testing.T) {
+	w := newWorld(t)
+	conf := w.conf(`,"isGateway":true,"ipMasq":true,"macspoofchk":true`)
+	p1, p2 := w.ns("p1"), w.ns("p2")
+	r1 := w.add(conf, p1, "p1")
+	w.add(conf, p2, "p2")
+	var m map[string]interface{}
+	json.Unmarshal(conf, &m)
+	m["cni.dev/valid-attachments"] = []map[string]string{{"containerID": "p2", "ifname": "eth0"}}
+	gc, _ := json.Marshal(m)
+	if err := GC(w.ctx, &skel.CmdArgs{StdinData: gc, Path: os.Getenv("CNI_PATH")}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := nftables.New()
+	for _, ref := range []struct {
+		fam nftables.TableFamily
+		set string
+	}{{nftables.TableFamilyINet, "masq4"}, {nftables.TableFamilyINet, "nomasq4"}, {nftables.TableFamilyBridge, "ports"}, {nftables.TableFamilyBridge, "macs"}} {
+		els, err := c.GetSetElements(&nftables.Set{Table: &nftables.Table{Family: ref.fam, Name: w.table}, Name: ref.set})
+		if err != nil {
+			t.Fatalf("%s: %v", ref.set, err)
+		}
+		p2s := 0
+		for _, e := range els {
+			if strings.Contains(e.Comment, " p1 ") {
+				t.Errorf("%s keeps p1's element after GC", ref.set)
+			}
+			if strings.Contains(e.Comment, " p2 ") {
+				p2s++
+			}
+		}
+		if p2s == 0 {
+			t.Errorf("%s lost p2's elements", ref.set)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(w.ipam, "bt"+w.id, r1.IPs[0].Address.IP.String())); !os.IsNotExist(err) {
+		t.Errorf("GC kept p1's address: %v", err)
+	}
 }
