@@ -3,10 +3,13 @@ package cgroups
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/linux"
 )
 
 // devRule is a validated linux.resources.devices entry.
@@ -125,14 +128,31 @@ func (m *Manager) setDevices(r *specs.LinuxResources) ([]string, error) {
 		return nil, err
 	}
 	if dir, ok := m.paths["devices"]; ok {
+		// Each rule is its own write(2); the two files are opened once (a container's default
+		// rules are a dozen lines).
+		files := map[string]*linux.Writer{}
+		defer func() {
+			for _, w := range files {
+				w.Close()
+			}
+		}()
 		for i, rule := range rules {
 			file := "devices.deny"
 			if rule.allow {
 				file = "devices.allow"
 			}
+			field := fmt.Sprintf("linux.resources.devices[%d]", i)
 			for _, line := range rule.v1Lines() {
-				if err := set(fmt.Sprintf("linux.resources.devices[%d]", i), dir, file, line); err != nil {
-					return nil, err
+				w := files[file]
+				if w == nil {
+					var err error
+					if w, err = linux.OpenWriter(filepath.Join(dir, file)); err != nil {
+						return nil, fieldErr(field, err)
+					}
+					files[file] = w
+				}
+				if err := w.Write([]byte(line)); err != nil {
+					return nil, fieldErr(field, err)
 				}
 			}
 		}

@@ -42,7 +42,7 @@ func (m *Manager) Create() error {
 		case slices.Contains(keys, "cpuset"):
 			err = createCpusetV1(dir)
 		default:
-			err = os.MkdirAll(dir, 0o755)
+			err = mkdirAll(dir)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("create cgroup: %w", err))
@@ -51,12 +51,41 @@ func (m *Manager) Create() error {
 	return errors.Join(errs...)
 }
 
+// mkdirAll is os.MkdirAll that tries the mkdir first: the parent usually exists, and each
+// cgroupfs path walk costs (kernfs revalidates every component), where os.MkdirAll stats the
+// path and its parent before it makes anything.
+func mkdirAll(dir string) error {
+	err := unix.Mkdir(dir, 0o755)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EEXIST) {
+		// A missing parent, or something already there: os.MkdirAll says which is fine.
+		return os.MkdirAll(dir, 0o755)
+	}
+	return &fs.PathError{Op: "mkdir", Path: dir, Err: err}
+}
+
 // createCpusetV1 creates dir in a v1 cpuset hierarchy. It walks up to the nearest ancestor
 // whose cpuset.cpus and cpuset.mems are set (the hierarchy root always is), then back down,
 // creating each directory and copying the values its parent has into it if it has none.
 // The walk does not need to know where the hierarchy is mounted, so a Manager from Load can
 // do it too.
 func createCpusetV1(dir string) error {
+	// The common case first: the parent exists and is configured, and dir is new, so it gets the
+	// parent's values (a new cpuset has none).
+	if unix.Mkdir(dir, 0o755) == nil {
+		parent := filepath.Dir(dir)
+		cpus, errC := readFile(parent, "cpuset.cpus")
+		mems, errM := readFile(parent, "cpuset.mems")
+		if errC == nil && errM == nil && cpus != "" && mems != "" {
+			if err := writeFile(dir, "cpuset.cpus", cpus); err != nil {
+				return err
+			}
+			return writeFile(dir, "cpuset.mems", mems)
+		}
+		// An unconfigured parent: the walk below configures it and dir, which it finds made.
+	}
 	var todo []string
 	for cur := dir; ; cur = filepath.Dir(cur) {
 		st, err := os.Stat(cur)

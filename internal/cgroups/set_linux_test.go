@@ -408,8 +408,9 @@ func TestSetDevicesV1Fake(t *testing.T) {
 		{Allow: true, Type: "a", Major: i64(136), Access: "rw"},
 		{Allow: false, Type: "c", Major: i64(1), Minor: i64(3), Access: "w"},
 	}
-	// Only the last write to each plain file survives, so check the sequence of lines with
-	// the rule renderer and the files' final contents.
+	// Each line is its own write(2) through one open of each file, as cgroupfs wants them; a
+	// plain file keeps them all, in order. The sequence across both files is checked with the
+	// rule renderer.
 	rs, err := deviceRules(rules)
 	if err != nil {
 		t.Fatal(err)
@@ -425,11 +426,11 @@ func TestSetDevicesV1Fake(t *testing.T) {
 	if _, err := m.Set(&specs.LinuxResources{Devices: rules}); err != nil {
 		t.Fatal(err)
 	}
-	if got := readTestFile(t, root, "devices/c/devices.deny"); got != "c 1:3 w" {
-		t.Errorf("devices.deny = %q", got)
+	if got := readTestFile(t, root, "devices/c/devices.deny"); got != "ac 1:3 w" {
+		t.Errorf("devices.deny = %q, want the writes \"a\" and \"c 1:3 w\"", got)
 	}
-	if got := readTestFile(t, root, "devices/c/devices.allow"); got != "c 136:* rw" {
-		t.Errorf("devices.allow = %q", got)
+	if got := readTestFile(t, root, "devices/c/devices.allow"); got != "c 1:3 rwmb 136:* rwc 136:* rw" {
+		t.Errorf("devices.allow = %q, want the writes of the three allow lines", got)
 	}
 }
 

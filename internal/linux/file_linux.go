@@ -22,25 +22,49 @@ func open(path string, flags int, mode uint32) (int, error) {
 // WriteFile writes data to an existing file in a single write(2), as cgroupfs and procfs want (a
 // value split over two writes is two values).
 func WriteFile(path string, data []byte) error {
-	fd, err := open(path, unix.O_WRONLY|unix.O_TRUNC, 0)
+	w, err := OpenWriter(path)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
+	defer w.Close()
+	return w.Write(data)
+}
+
+// Writer writes values to an existing file, each in a single write(2), through one open: cgroupfs
+// takes some control files a value at a time (devices.allow), and every open walks its path.
+type Writer struct {
+	path string
+	fd   int
+}
+
+// OpenWriter opens path for writing, as WriteFile does.
+func OpenWriter(path string) (*Writer, error) {
+	fd, err := open(path, unix.O_WRONLY|unix.O_TRUNC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{path: path, fd: fd}, nil
+}
+
+// Write writes data in a single write(2).
+func (w *Writer) Write(data []byte) error {
 	for {
-		n, err := unix.Write(fd, data)
+		n, err := unix.Write(w.fd, data)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return &os.PathError{Op: "write", Path: path, Err: err}
+			return &os.PathError{Op: "write", Path: w.path, Err: err}
 		}
 		if n != len(data) {
-			return &os.PathError{Op: "write", Path: path, Err: unix.EIO}
+			return &os.PathError{Op: "write", Path: w.path, Err: unix.EIO}
 		}
 		return nil
 	}
 }
+
+// Close closes the file.
+func (w *Writer) Close() error { return unix.Close(w.fd) }
 
 // ReadFile reads a whole file, such as a procfs or cgroupfs one whose size stat cannot tell.
 func ReadFile(path string) ([]byte, error) {

@@ -158,11 +158,10 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 				// container half writes its tasks file after pivot_root, where the host's cgroupfs
 				// is out of reach: it gets a descriptor of the nearest existing ancestor and opens
 				// the rest of the path from there.
-				anc, rel := existingAncestor(dir)
-				f, err := os.OpenFile(anc, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+				f, rel, err := openAncestor(dir)
 				if err != nil {
 					conn.Close()
-					return nil, fmt.Errorf("open cgroup %s: %w", anc, err)
+					return nil, err
 				}
 				defer f.Close()
 				cfg.init.CgroupTasks = append(cfg.init.CgroupTasks, cgroupTask{FD: len(files), Path: filepath.Join(rel, "tasks")})
@@ -172,11 +171,10 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 				// (it is made below, after afterFork), and the constructor opens it below an
 				// existing ancestor.
 				v2Dir = dir
-				anc, rel := existingAncestor(dir)
-				d, err := os.OpenFile(anc, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+				d, rel, err := openAncestor(dir)
 				if err != nil {
 					conn.Close()
-					return nil, fmt.Errorf("open cgroup %s: %w", anc, err)
+					return nil, err
 				}
 				defer d.Close()
 				cfg.boot.CgroupFD, cfg.boot.CgroupPath = len(files), rel
@@ -236,8 +234,11 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		}
 	}
 	if v2Dir != "" {
-		if err := os.MkdirAll(v2Dir, 0o755); err != nil {
-			return fail(fmt.Errorf("create cgroup %s: %w", v2Dir, err))
+		// Usually only the last component is missing (one cgroupfs path walk, not three).
+		if err := unix.Mkdir(v2Dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			if err := os.MkdirAll(v2Dir, 0o755); err != nil {
+				return fail(fmt.Errorf("create cgroup %s: %w", v2Dir, err))
+			}
 		}
 	}
 	if len(cfg.initialCPUs) > 0 {
@@ -333,12 +334,19 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	return ch, nil
 }
 
-// existingAncestor splits dir into its nearest existing ancestor and the rest of the path.
-func existingAncestor(dir string) (string, string) {
-	anc, rel := dir, "."
+// openAncestor opens (O_PATH) an existing ancestor of the cgroup directory dir and returns the rest
+// of the path below it. It tries dir's parent first, which usually exists (the container's
+// cgroup is made while its process starts): each cgroupfs path walk costs, kernfs revalidating
+// every component.
+func openAncestor(dir string) (*os.File, string, error) {
+	anc, rel := filepath.Dir(dir), filepath.Base(dir)
 	for {
-		if _, err := os.Stat(anc); err == nil || anc == "/" {
-			return anc, rel
+		f, err := os.OpenFile(anc, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			return f, rel, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) || anc == "/" {
+			return nil, "", fmt.Errorf("open cgroup %s: %w", anc, err)
 		}
 		rel = filepath.Join(filepath.Base(anc), rel)
 		anc = filepath.Dir(anc)
