@@ -440,7 +440,7 @@ func (b *rootfsBuilder) mountCgroup(m specs.Mount, opts *mount.Options) error {
 	defer top.Close()
 	for key, hostDir := range b.cfg.Cgroups {
 		name := strings.TrimPrefix(key, "name=")
-		sub, err := pathrs.MkdirAll(top, name, 0o755)
+		sub, err := mkdirFresh(top, name)
 		if err != nil {
 			return err
 		}
@@ -479,6 +479,24 @@ func (b *rootfsBuilder) mountCgroup(m specs.Mount, opts *mount.Options) error {
 		}
 	}
 	return nil
+}
+
+// mkdirFresh makes and opens the directory name in dir, the root of a tmpfs the runtime has just
+// mounted: nothing but the runtime has put anything there, so no symlink can have been planted,
+// and the resolution in the root that pathrs does (several syscalls per missing directory) is
+// not needed. name must be a single path component.
+func mkdirFresh(dir *os.File, name string) (*os.File, error) {
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+		return nil, fmt.Errorf("%q is not a directory name", name)
+	}
+	if err := unix.Mkdirat(int(dir.Fd()), name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, &os.PathError{Op: "mkdir", Path: filepath.Join(dir.Name(), name), Err: err}
+	}
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: filepath.Join(dir.Name(), name), Err: err}
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(dir.Name(), name)), nil
 }
 
 var defaultDevices = []specs.LinuxDevice{
