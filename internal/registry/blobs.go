@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"sync"
 
 	"github.com/berth-dev/berth/internal/registry/reference"
 	"github.com/berth-dev/berth/internal/registry/storage"
@@ -97,8 +99,34 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route) {
 	h["Accept-Ranges"] = acceptBytes
 	h["Content-Length"] = []string{strconv.FormatInt(n, 10)}
 	w.WriteHeader(status)
+	body := &io.LimitedReader{R: f, N: n}
+	if n >= 1<<20 && loopbackPeer(r) {
+		// Copied through a buffer, not sent with sendfile(2), for a client on this host: over
+		// loopback the receiver's read is then the only copy, made on the client's time from
+		// page-cache memory no CPU cache holds, and a pulling client (hashing, writing files) is
+		// the slower side. Copied here, the cold read is the registry's and the client copies from
+		// socket buffers still in cache: crane pulls 256 MiB about a fifth faster on two CPUs.
+		// Small blobs gain nothing measurable and keep sendfile.
+		bp := sendBufs.Get().(*[]byte)
+		_, _ = io.CopyBuffer(writerOnly{w}, body, *bp)
+		sendBufs.Put(bp)
+		return
+	}
 	// *os.File under a LimitedReader: net/http sends it with sendfile(2)
-	_, _ = io.Copy(w, &io.LimitedReader{R: f, N: n})
+	_, _ = io.Copy(w, body)
+}
+
+var sendBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+
+// writerOnly hides a ResponseWriter's ReadFrom, which would use sendfile(2).
+type writerOnly struct{ w io.Writer }
+
+func (w writerOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
+
+// loopbackPeer reports whether the request came from this host over loopback.
+func loopbackPeer(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && ap.Addr().IsLoopback()
 }
 
 func blobURL(name string, d string) string { return "/v2/" + name + "/blobs/" + d }
