@@ -166,8 +166,11 @@ type StateInfo struct {
 }
 
 // State returns the container's state.
-func (c *Container) State() *StateInfo {
-	st := c.Status()
+func (c *Container) State() *StateInfo { return c.stateAs(c.Status()) }
+
+// stateAs returns the container's state with a status already known (deriving it reads procfs
+// and cgroupfs).
+func (c *Container) stateAs(st string) *StateInfo {
 	pid := c.rec.Pid
 	if st == StatusStopped {
 		pid = 0
@@ -181,10 +184,14 @@ func (c *Container) State() *StateInfo {
 	}
 }
 
+// stateJSON encodes the state with the given status and the init's pid, or, without a status, as
+// State derives it.
 func (c *Container) stateJSON(status string) []byte {
-	st := c.State()
-	if status != "" {
-		st.Status = specs.ContainerState(status)
+	var st *StateInfo
+	if status == "" {
+		st = c.State()
+	} else {
+		st = c.stateAs(status)
 		st.Pid = c.rec.Pid
 	}
 	return encodeState(&st.State)

@@ -107,7 +107,8 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 			}
 		},
 		beforeInit: func(pid int, _ uint64) {
-			initCfg.ContainerState = c.stateJSON("")
+			// The status found above: the process has just joined the namespaces of that init.
+			initCfg.ContainerState = c.stateJSON(st)
 			if len(final) > 0 {
 				_ = setAffinity(pid, final)
 			}
