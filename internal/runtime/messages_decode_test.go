@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestDecodeInitConfigMatchesEncodingJSON: what the runtime half encodes with encoding/json, the
+// TestDecodeInitConfigMatchesEncodingJSON: what encoding/json encodes (the runtime half writes the same bytes), the
 // hand-written decoder reads back as encoding/json would, with every field set.
 func TestDecodeInitConfigMatchesEncodingJSON(t *testing.T) {
 	uid := uint32(7)
