@@ -97,4 +97,47 @@ show "$BERTH" image export "127.0.0.1:$port/demo/busybox:1" "docker-archive:$DEM
 show "$BERTH" image bundle "docker-archive:$DEMO/img/busybox.tar" "$DEMO/img/from-archive"
 show "${R[@]}" run --bundle "$DEMO/img/from-archive" demo-archive
 
-say "done: everything above ran for real; make test runs the tests, make conformance the OCI validation and distribution-spec suites, make bench the comparisons with runc, crun, Distribution and umoci"
+say "networking: berth's CNI plugins (bin/cni) attach two network namespaces to one bridge (cnitool, spec 1.1.0)"
+CNITOOL="$(go tool -n cnitool)"
+cnitool() { "$CNITOOL" "$@"; }
+NET="$DEMO/cni"
+rm -rf "$NET"; mkdir -p "$NET/conf" "$NET/www"
+echo "hello through a host port" >"$NET/www/index.html"
+cat >"$NET/conf/demo.conflist" <<EOF
+{"cniVersion": "1.1.0", "name": "berth-demo", "plugins": [
+  {"type": "bridge", "bridge": "berthdemo0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "dataDir": "$NET/ipam", "ranges": [[{"subnet": "10.231.7.0/24"}]]}},
+  {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
+  {"type": "firewall"},
+  {"type": "tuning", "sysctl": {"net.core.somaxconn": "512"}}]}
+EOF
+export CNI_PATH="$TOP/bin/cni" NETCONFPATH="$NET/conf"
+httpd=""
+netcleanup() {
+  if [[ -n "$httpd" ]]; then kill "$httpd" 2>/dev/null || true; wait "$httpd" 2>/dev/null || true; httpd=""; fi
+  for ns in berth-demo-a berth-demo-b; do
+    if [[ -e /run/netns/$ns ]]; then "$CNITOOL" del berth-demo "/run/netns/$ns" >/dev/null 2>&1 || true; ip netns del "$ns" 2>/dev/null || true; fi
+  done
+  ip link del berthdemo0 2>/dev/null || true
+}
+trap 'netcleanup; kill $regpid 2>/dev/null || true; wait $regpid 2>/dev/null || true; cleanup' EXIT
+netcleanup
+ip netns add berth-demo-a
+ip netns add berth-demo-b
+printf '$ cnitool add berth-demo /run/netns/berth-demo-a\n'
+"$CNITOOL" add berth-demo /run/netns/berth-demo-a | jq -c '{cniVersion, interfaces: [.interfaces[] | .name], ips: [.ips[] | .address]}'
+printf '$ CAP_ARGS=<host port 18080 -> 80> cnitool add berth-demo /run/netns/berth-demo-b\n'
+ipb=$(CAP_ARGS='{"portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}]}' \
+  "$CNITOOL" add berth-demo /run/netns/berth-demo-b | jq -r '.ips[0].address' | cut -d/ -f1)
+echo "pod b: $ipb"
+ip netns exec berth-demo-b /bin/busybox httpd -f -p 80 -h "$NET/www" &
+httpd=$!
+show ip netns exec berth-demo-a /bin/busybox ping -c 2 -W 2 "$ipb"
+for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:18080/" 2>/dev/null && break; sleep 0.1; done
+show curl -fsS "http://127.0.0.1:18080/"
+show cnitool check berth-demo /run/netns/berth-demo-b && echo "check: ok"
+show cnitool del berth-demo /run/netns/berth-demo-b && echo "del: ok (host port, firewall rules and address released)"
+if curl -fsS -m 2 -o /dev/null "http://127.0.0.1:18080/" 2>/dev/null; then echo "host port 18080 still open after DEL"; else echo "host port 18080 is closed again"; fi
+netcleanup
+
+say "done: everything above ran for real; make test runs the tests, make conformance the OCI validation, distribution-spec and CNI scenario suites, make bench the comparisons with runc, crun, Distribution, umoci and the reference CNI plugins"
