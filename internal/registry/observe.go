@@ -9,10 +9,11 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/berth-dev/berth/internal/jsonappend"
 )
 
 // metrics are the registry's Prometheus metrics, in a registry of their own (no global state).
@@ -244,11 +245,11 @@ func appendAccessJSON(b []byte, t time.Time, r *http.Request, rt string, rec *re
 	b = append(b, `{"time":"`...)
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"INFO","msg":"request","method":`...)
-	b = appendJSONString(b, r.Method)
+	b = jsonappend.String(b, r.Method)
 	b = append(b, `,"path":`...)
-	b = appendJSONString(b, clipPath(r.URL.Path))
+	b = jsonappend.String(b, clipPath(r.URL.Path))
 	b = append(b, `,"route":`...)
-	b = appendJSONString(b, rt)
+	b = jsonappend.String(b, rt)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(rec.status), 10)
 	b = append(b, `,"bytes":`...)
@@ -258,60 +259,8 @@ func appendAccessJSON(b []byte, t time.Time, r *http.Request, rt string, rec *re
 	// encoding/json writes for it (which uses exponents only below 1e-6)
 	b = strconv.AppendFloat(b, float64(d.Microseconds())/1000, 'f', -1, 64)
 	b = append(b, `,"remote":`...)
-	b = appendJSONString(b, r.RemoteAddr)
+	b = jsonappend.String(b, r.RemoteAddr)
 	b = append(b, `,"user":`...)
-	b = appendJSONString(b, user)
+	b = jsonappend.String(b, user)
 	return append(b, "}\n"...)
-}
-
-// appendJSONString appends s as a JSON string, escaped as slog escapes it: quotes, backslashes and
-// control characters, invalid UTF-8 as U+FFFD, and U+2028/U+2029 (which break JavaScript).
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, `\u202`...)
-			b = append(b, hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/berth-dev/berth/internal/jsonappend"
 	"github.com/berth-dev/berth/internal/nsexec"
 	"github.com/berth-dev/berth/internal/specjson"
 )
@@ -17,18 +18,18 @@ import (
 // appendMessage appends m as JSON.
 func appendMessage(b []byte, m *message) []byte {
 	b = append(b, `{"type":`...)
-	b = specjson.AppendString(b, m.Type)
+	b = jsonappend.String(b, m.Type)
 	if m.Pid != 0 {
 		b = append(b, `,"pid":`...)
-		b = specjson.AppendInt(b, int64(m.Pid))
+		b = jsonappend.Int(b, int64(m.Pid))
 	}
 	if m.Error != "" {
 		b = append(b, `,"error":`...)
-		b = specjson.AppendString(b, m.Error)
+		b = jsonappend.String(b, m.Error)
 	}
 	if m.Message != "" {
 		b = append(b, `,"message":`...)
-		b = specjson.AppendString(b, m.Message)
+		b = jsonappend.String(b, m.Message)
 	}
 	if m.Debug {
 		b = append(b, `,"debug":true`...)
@@ -82,7 +83,7 @@ func decodeMessage(body []byte) (message, error) {
 func encodeInitConfig(cfg *initConfig) []byte {
 	b := make([]byte, 0, 1024+len(cfg.Spec)+len(cfg.ContainerState)+16*len(cfg.Filter))
 	b = append(b, `{"mode":`...)
-	b = specjson.AppendString(b, cfg.Mode)
+	b = jsonappend.String(b, cfg.Mode)
 	if len(cfg.Spec) > 0 {
 		b = append(b, `,"spec":`...)
 		b = append(b, cfg.Spec...)
@@ -93,11 +94,11 @@ func encodeInitConfig(cfg *initConfig) []byte {
 	}
 	if cfg.Rootfs != "" {
 		b = append(b, `,"rootfs":`...)
-		b = specjson.AppendString(b, cfg.Rootfs)
+		b = jsonappend.String(b, cfg.Rootfs)
 	}
 	if cfg.Bundle != "" {
 		b = append(b, `,"bundle":`...)
-		b = specjson.AppendString(b, cfg.Bundle)
+		b = jsonappend.String(b, cfg.Bundle)
 	}
 	b = appendTrue(b, "noPivot", cfg.NoPivot)
 	b = appendTrue(b, "noNewKeyring", cfg.NoNewKeyring)
@@ -118,14 +119,14 @@ func encodeInitConfig(cfg *initConfig) []byte {
 	b = appendTrue(b, "cgroupNS", cfg.CgroupNS)
 	if len(cfg.Cgroups) > 0 {
 		b = append(b, `,"cgroups":`...)
-		b = specjson.AppendStringMap(b, sortedKeys(cfg.Cgroups), cfg.Cgroups)
+		b = jsonappend.StringMap(b, sortedKeys(cfg.Cgroups), cfg.Cgroups)
 	}
 	b = append(b, `,"consoleFD":`...)
-	b = specjson.AppendInt(b, int64(cfg.ConsoleFD))
+	b = jsonappend.Int(b, int64(cfg.ConsoleFD))
 	b = append(b, `,"fifoDirFD":`...)
-	b = specjson.AppendInt(b, int64(cfg.FifoDirFD))
+	b = jsonappend.Int(b, int64(cfg.FifoDirFD))
 	b = append(b, `,"preserveFDs":`...)
-	b = specjson.AppendInt(b, int64(cfg.PreserveFDs))
+	b = jsonappend.Int(b, int64(cfg.PreserveFDs))
 	if len(cfg.IDMapFDs) > 0 {
 		keys := make([]string, 0, len(cfg.IDMapFDs))
 		for k := range cfg.IDMapFDs {
@@ -143,27 +144,27 @@ func encodeInitConfig(cfg *initConfig) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"Code":`...)
-			b = specjson.AppendUint(b, uint64(f.Code))
+			b = jsonappend.Uint(b, uint64(f.Code))
 			b = append(b, `,"Jt":`...)
-			b = specjson.AppendUint(b, uint64(f.Jt))
+			b = jsonappend.Uint(b, uint64(f.Jt))
 			b = append(b, `,"Jf":`...)
-			b = specjson.AppendUint(b, uint64(f.Jf))
+			b = jsonappend.Uint(b, uint64(f.Jf))
 			b = append(b, `,"K":`...)
-			b = specjson.AppendUint(b, uint64(f.K))
+			b = jsonappend.Uint(b, uint64(f.K))
 			b = append(b, '}')
 		}
 		b = append(b, ']')
 	}
 	if cfg.FilterFlags != 0 {
 		b = append(b, `,"filterFlags":`...)
-		b = specjson.AppendUint(b, uint64(cfg.FilterFlags))
+		b = jsonappend.Uint(b, uint64(cfg.FilterFlags))
 	}
 	b = appendTrue(b, "filterNotify", cfg.FilterNotify)
 	b = append(b, `,"seccompFD":`...)
-	b = specjson.AppendInt(b, int64(cfg.SeccompFD))
+	b = jsonappend.Int(b, int64(cfg.SeccompFD))
 	if cfg.SeccompMetadata != "" {
 		b = append(b, `,"seccompMetadata":`...)
-		b = specjson.AppendString(b, cfg.SeccompMetadata)
+		b = jsonappend.String(b, cfg.SeccompMetadata)
 	}
 	if len(cfg.ContainerState) > 0 {
 		b = append(b, `,"containerState":`...)
@@ -176,9 +177,9 @@ func encodeInitConfig(cfg *initConfig) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"fd":`...)
-			b = specjson.AppendInt(b, int64(t.FD))
+			b = jsonappend.Int(b, int64(t.FD))
 			b = append(b, `,"path":`...)
-			b = specjson.AppendString(b, t.Path)
+			b = jsonappend.String(b, t.Path)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
@@ -204,9 +205,9 @@ func appendIntMap(b []byte, keys []string, m map[string]int) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = specjson.AppendString(b, k)
+		b = jsonappend.String(b, k)
 		b = append(b, ':')
-		b = specjson.AppendInt(b, int64(m[k]))
+		b = jsonappend.Int(b, int64(m[k]))
 	}
 	return append(b, '}')
 }

@@ -10,6 +10,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-dev/berth/internal/jsonappend"
 	"github.com/berth-dev/berth/internal/specjson"
 )
 
@@ -22,31 +23,31 @@ import (
 func encodeRecord(r *record) []byte {
 	b := make([]byte, 0, 512+len(r.Spec)+len(r.Process))
 	b = append(b, `{"version":`...)
-	b = specjson.AppendInt(b, int64(r.Version))
+	b = jsonappend.Int(b, int64(r.Version))
 	b = append(b, `,"id":`...)
-	b = specjson.AppendString(b, r.ID)
+	b = jsonappend.String(b, r.ID)
 	b = append(b, `,"bundle":`...)
-	b = specjson.AppendString(b, r.Bundle)
+	b = jsonappend.String(b, r.Bundle)
 	b = append(b, `,"rootfs":`...)
-	b = specjson.AppendString(b, r.Rootfs)
+	b = jsonappend.String(b, r.Rootfs)
 	b = append(b, `,"created":"`...)
 	b = r.Created.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","owner":`...)
-	b = specjson.AppendString(b, r.Owner)
+	b = jsonappend.String(b, r.Owner)
 	if r.Pid != 0 {
 		b = append(b, `,"pid":`...)
-		b = specjson.AppendInt(b, int64(r.Pid))
+		b = jsonappend.Int(b, int64(r.Pid))
 	}
 	if r.PidStart != 0 {
 		b = append(b, `,"pidStart":`...)
-		b = specjson.AppendUint(b, r.PidStart)
+		b = jsonappend.Uint(b, r.PidStart)
 	}
 	if r.Creating {
 		b = append(b, `,"creating":true`...)
 	}
 	if len(r.Cgroups) > 0 {
 		b = append(b, `,"cgroups":`...)
-		b = specjson.AppendStringMap(b, sortedKeys(r.Cgroups), r.Cgroups)
+		b = jsonappend.StringMap(b, sortedKeys(r.Cgroups), r.Cgroups)
 	}
 	if r.Systemd {
 		b = append(b, `,"systemd":true`...)
@@ -56,7 +57,7 @@ func encodeRecord(r *record) []byte {
 	}
 	if len(r.Annotations) > 0 {
 		b = append(b, `,"annotations":`...)
-		b = specjson.AppendStringMap(b, sortedKeys(r.Annotations), r.Annotations)
+		b = jsonappend.StringMap(b, sortedKeys(r.Annotations), r.Annotations)
 	}
 	if len(r.Namespaces) > 0 {
 		b = append(b, `,"namespaces":[`...)
@@ -65,10 +66,10 @@ func encodeRecord(r *record) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"type":`...)
-			b = specjson.AppendString(b, string(n.Type))
+			b = jsonappend.String(b, string(n.Type))
 			if n.Path != "" {
 				b = append(b, `,"path":`...)
-				b = specjson.AppendString(b, n.Path)
+				b = jsonappend.String(b, n.Path)
 			}
 			b = append(b, '}')
 		}
@@ -91,18 +92,18 @@ func encodeRecord(r *record) []byte {
 		}
 		if s.Flags != 0 {
 			b = append(b, `,"flags":`...)
-			b = specjson.AppendUint(b, uint64(s.Flags))
+			b = jsonappend.Uint(b, uint64(s.Flags))
 		}
 		if s.Notify {
 			b = append(b, `,"notify":true`...)
 		}
 		if s.ListenerPath != "" {
 			b = append(b, `,"listenerPath":`...)
-			b = specjson.AppendString(b, s.ListenerPath)
+			b = jsonappend.String(b, s.ListenerPath)
 		}
 		if s.Metadata != "" {
 			b = append(b, `,"metadata":`...)
-			b = specjson.AppendString(b, s.Metadata)
+			b = jsonappend.String(b, s.Metadata)
 		}
 		b = append(b, '}')
 	}
@@ -127,18 +128,18 @@ func appendHooks(b []byte, name string, hooks []specs.Hook) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"path":`...)
-		b = specjson.AppendString(b, h.Path)
+		b = jsonappend.String(b, h.Path)
 		if len(h.Args) > 0 {
 			b = append(b, `,"args":`...)
-			b = specjson.AppendStrings(b, h.Args)
+			b = jsonappend.Strings(b, h.Args)
 		}
 		if len(h.Env) > 0 {
 			b = append(b, `,"env":`...)
-			b = specjson.AppendStrings(b, h.Env)
+			b = jsonappend.Strings(b, h.Env)
 		}
 		if h.Timeout != nil {
 			b = append(b, `,"timeout":`...)
-			b = specjson.AppendInt(b, int64(*h.Timeout))
+			b = jsonappend.Int(b, int64(*h.Timeout))
 		}
 		b = append(b, '}')
 	}
@@ -335,20 +336,20 @@ func decodeHooks(r *specjson.Reader) ([]specs.Hook, error) {
 func encodeState(s *specs.State) []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, `{"ociVersion":`...)
-	b = specjson.AppendString(b, s.Version)
+	b = jsonappend.String(b, s.Version)
 	b = append(b, `,"id":`...)
-	b = specjson.AppendString(b, s.ID)
+	b = jsonappend.String(b, s.ID)
 	b = append(b, `,"status":`...)
-	b = specjson.AppendString(b, string(s.Status))
+	b = jsonappend.String(b, string(s.Status))
 	if s.Pid != 0 {
 		b = append(b, `,"pid":`...)
-		b = specjson.AppendInt(b, int64(s.Pid))
+		b = jsonappend.Int(b, int64(s.Pid))
 	}
 	b = append(b, `,"bundle":`...)
-	b = specjson.AppendString(b, s.Bundle)
+	b = jsonappend.String(b, s.Bundle)
 	if len(s.Annotations) > 0 {
 		b = append(b, `,"annotations":`...)
-		b = specjson.AppendStringMap(b, sortedKeys(s.Annotations), s.Annotations)
+		b = jsonappend.StringMap(b, sortedKeys(s.Annotations), s.Annotations)
 	}
 	return append(b, '}')
 }

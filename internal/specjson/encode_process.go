@@ -2,10 +2,12 @@ package specjson
 
 import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/internal/jsonappend"
 )
 
 // AppendProcess appends p as encoding/json writes a specs.Process: the members in the struct's
-// order, with its omitempty rules, strings as AppendString writes them (a test holds the two
+// order, with its omitempty rules, strings as jsonappend.String writes them (a test holds the two
 // together). The runtime sends the process of
 // an exec to the container half with it: encoding/json's first Marshal of the type tree costs some
 // hundreds of microseconds in a fresh process, far more than the encoding.
@@ -31,27 +33,27 @@ func AppendProcess(b []byte, p *specs.Process) []byte {
 	if p.ConsoleSize != nil {
 		member("consoleSize")
 		b = append(b, `{"height":`...)
-		b = AppendUint(b, uint64(p.ConsoleSize.Height))
+		b = jsonappend.Uint(b, uint64(p.ConsoleSize.Height))
 		b = append(b, `,"width":`...)
-		b = AppendUint(b, uint64(p.ConsoleSize.Width))
+		b = jsonappend.Uint(b, uint64(p.ConsoleSize.Width))
 		b = append(b, '}')
 	}
 	member("user")
 	b = appendUser(b, &p.User)
 	if len(p.Args) > 0 {
 		member("args")
-		b = AppendStrings(b, p.Args)
+		b = jsonappend.Strings(b, p.Args)
 	}
 	if p.CommandLine != "" {
 		member("commandLine")
-		b = AppendString(b, p.CommandLine)
+		b = jsonappend.String(b, p.CommandLine)
 	}
 	if len(p.Env) > 0 {
 		member("env")
-		b = AppendStrings(b, p.Env)
+		b = jsonappend.Strings(b, p.Env)
 	}
 	member("cwd")
-	b = AppendString(b, p.Cwd)
+	b = jsonappend.String(b, p.Cwd)
 	if c := p.Capabilities; c != nil {
 		member("capabilities")
 		b = appendCapabilities(b, c)
@@ -64,11 +66,11 @@ func AppendProcess(b []byte, p *specs.Process) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"type":`...)
-			b = AppendString(b, r.Type)
+			b = jsonappend.String(b, r.Type)
 			b = append(b, `,"hard":`...)
-			b = AppendUint(b, r.Hard)
+			b = jsonappend.Uint(b, r.Hard)
 			b = append(b, `,"soft":`...)
-			b = AppendUint(b, r.Soft)
+			b = jsonappend.Uint(b, r.Soft)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
@@ -79,11 +81,11 @@ func AppendProcess(b []byte, p *specs.Process) []byte {
 	}
 	if p.ApparmorProfile != "" {
 		member("apparmorProfile")
-		b = AppendString(b, p.ApparmorProfile)
+		b = jsonappend.String(b, p.ApparmorProfile)
 	}
 	if p.OOMScoreAdj != nil {
 		member("oomScoreAdj")
-		b = AppendInt(b, int64(*p.OOMScoreAdj))
+		b = jsonappend.Int(b, int64(*p.OOMScoreAdj))
 	}
 	if s := p.Scheduler; s != nil {
 		member("scheduler")
@@ -91,14 +93,14 @@ func AppendProcess(b []byte, p *specs.Process) []byte {
 	}
 	if p.SelinuxLabel != "" {
 		member("selinuxLabel")
-		b = AppendString(b, p.SelinuxLabel)
+		b = jsonappend.String(b, p.SelinuxLabel)
 	}
 	if io := p.IOPriority; io != nil {
 		member("ioPriority")
 		b = append(b, `{"class":`...)
-		b = AppendString(b, string(io.Class))
+		b = jsonappend.String(b, string(io.Class))
 		b = append(b, `,"priority":`...)
-		b = AppendInt(b, int64(io.Priority))
+		b = jsonappend.Int(b, int64(io.Priority))
 		b = append(b, '}')
 	}
 	if a := p.ExecCPUAffinity; a != nil {
@@ -106,14 +108,14 @@ func AppendProcess(b []byte, p *specs.Process) []byte {
 		b = append(b, '{')
 		if a.Initial != "" {
 			b = append(b, `"initial":`...)
-			b = AppendString(b, a.Initial)
+			b = jsonappend.String(b, a.Initial)
 		}
 		if a.Final != "" {
 			if a.Initial != "" {
 				b = append(b, ',')
 			}
 			b = append(b, `"final":`...)
-			b = AppendString(b, a.Final)
+			b = jsonappend.String(b, a.Final)
 		}
 		b = append(b, '}')
 	}
@@ -122,12 +124,12 @@ func AppendProcess(b []byte, p *specs.Process) []byte {
 
 func appendUser(b []byte, u *specs.User) []byte {
 	b = append(b, `{"uid":`...)
-	b = AppendUint(b, uint64(u.UID))
+	b = jsonappend.Uint(b, uint64(u.UID))
 	b = append(b, `,"gid":`...)
-	b = AppendUint(b, uint64(u.GID))
+	b = jsonappend.Uint(b, uint64(u.GID))
 	if u.Umask != nil {
 		b = append(b, `,"umask":`...)
-		b = AppendUint(b, uint64(*u.Umask))
+		b = jsonappend.Uint(b, uint64(*u.Umask))
 	}
 	if len(u.AdditionalGids) > 0 {
 		b = append(b, `,"additionalGids":[`...)
@@ -135,13 +137,13 @@ func appendUser(b []byte, u *specs.User) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = AppendUint(b, uint64(g))
+			b = jsonappend.Uint(b, uint64(g))
 		}
 		b = append(b, ']')
 	}
 	if u.Username != "" {
 		b = append(b, `,"username":`...)
-		b = AppendString(b, u.Username)
+		b = jsonappend.String(b, u.Username)
 	}
 	return append(b, '}')
 }
@@ -166,21 +168,21 @@ func appendCapabilities(b []byte, c *specs.LinuxCapabilities) []byte {
 		b = append(b, '"')
 		b = append(b, set.name...)
 		b = append(b, '"', ':')
-		b = AppendStrings(b, set.caps)
+		b = jsonappend.Strings(b, set.caps)
 	}
 	return append(b, '}')
 }
 
 func appendScheduler(b []byte, s *specs.Scheduler) []byte {
 	b = append(b, `{"policy":`...)
-	b = AppendString(b, string(s.Policy))
+	b = jsonappend.String(b, string(s.Policy))
 	if s.Nice != 0 {
 		b = append(b, `,"nice":`...)
-		b = AppendInt(b, int64(s.Nice))
+		b = jsonappend.Int(b, int64(s.Nice))
 	}
 	if s.Priority != 0 {
 		b = append(b, `,"priority":`...)
-		b = AppendInt(b, int64(s.Priority))
+		b = jsonappend.Int(b, int64(s.Priority))
 	}
 	if len(s.Flags) > 0 {
 		b = append(b, `,"flags":[`...)
@@ -188,21 +190,21 @@ func appendScheduler(b []byte, s *specs.Scheduler) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = AppendString(b, string(f))
+			b = jsonappend.String(b, string(f))
 		}
 		b = append(b, ']')
 	}
 	if s.Runtime != 0 {
 		b = append(b, `,"runtime":`...)
-		b = AppendUint(b, s.Runtime)
+		b = jsonappend.Uint(b, s.Runtime)
 	}
 	if s.Deadline != 0 {
 		b = append(b, `,"deadline":`...)
-		b = AppendUint(b, s.Deadline)
+		b = jsonappend.Uint(b, s.Deadline)
 	}
 	if s.Period != 0 {
 		b = append(b, `,"period":`...)
-		b = AppendUint(b, s.Period)
+		b = jsonappend.Uint(b, s.Period)
 	}
 	return append(b, '}')
 }

@@ -1,15 +1,15 @@
-package specjson
+package jsonappend
 
 import (
 	"strconv"
 	"unicode/utf8"
 )
 
-// AppendString appends s to b as a JSON string. Invalid UTF-8 becomes U+FFFD, as encoding/json
+// String appends s to b as a JSON string. Invalid UTF-8 becomes U+FFFD, as encoding/json
 // writes it; unlike encoding/json, <, > and & are not escaped, which JSON does not require. It is
 // for hand-written encoders of small documents on hot paths, where encoding/json's per-type
 // set-up would cost more than the encoding.
-func AppendString(b []byte, s string) []byte {
+func String(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -60,8 +60,8 @@ func AppendString(b []byte, s string) []byte {
 
 const hex = "0123456789abcdef"
 
-// AppendStrings appends a JSON array of strings (null for a nil slice, as encoding/json).
-func AppendStrings(b []byte, ss []string) []byte {
+// Strings appends a JSON array of strings (null for a nil slice, as encoding/json).
+func Strings(b []byte, ss []string) []byte {
 	if ss == nil {
 		return append(b, "null"...)
 	}
@@ -70,31 +70,31 @@ func AppendStrings(b []byte, ss []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = AppendString(b, s)
+		b = String(b, s)
 	}
 	return append(b, ']')
 }
 
-// AppendStringMap appends a JSON object of strings with its keys in the order given (callers sort
+// StringMap appends a JSON object of strings with its keys in the order given (callers sort
 // them for stable output).
-func AppendStringMap(b []byte, keys []string, m map[string]string) []byte {
+func StringMap(b []byte, keys []string, m map[string]string) []byte {
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = AppendString(b, k)
+		b = String(b, k)
 		b = append(b, ':')
-		b = AppendString(b, m[k])
+		b = String(b, m[k])
 	}
 	return append(b, '}')
 }
 
-// AppendInt appends an integer.
-func AppendInt(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) }
+// Int appends an integer.
+func Int(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) }
 
-// AppendUint appends an unsigned integer.
-func AppendUint(b []byte, v uint64) []byte { return strconv.AppendUint(b, v, 10) }
+// Uint appends an unsigned integer.
+func Uint(b []byte, v uint64) []byte { return strconv.AppendUint(b, v, 10) }
 
-// AppendBool appends true or false.
-func AppendBool(b []byte, v bool) []byte { return strconv.AppendBool(b, v) }
+// Bool appends true or false.
+func Bool(b []byte, v bool) []byte { return strconv.AppendBool(b, v) }

@@ -1,4 +1,4 @@
-package specjson
+package jsonappend
 
 import (
 	"encoding/json"
@@ -6,17 +6,17 @@ import (
 	"unicode/utf8"
 )
 
-// FuzzAppendString: what AppendString writes is valid JSON that encoding/json decodes to the same
+// FuzzAppendString: what String writes is valid JSON that encoding/json decodes to the same
 // string (with invalid UTF-8 replaced, as encoding/json's own encoder does).
 func FuzzAppendString(f *testing.F) {
 	for _, s := range []string{"", "plain", "quote\" back\\slash", "\n\r\t\x00\x1f", "é ü 中 😀", "\xff\xfe", "\u2028\u2029", "a\xc3"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		b := AppendString(nil, s)
+		b := String(nil, s)
 		var got string
 		if err := json.Unmarshal(b, &got); err != nil {
-			t.Fatalf("AppendString(%q) = %s: not JSON: %v", s, b, err)
+			t.Fatalf("String(%q) = %s: not JSON: %v", s, b, err)
 		}
 		want := s
 		if !utf8.ValidString(s) {
@@ -26,23 +26,23 @@ func FuzzAppendString(f *testing.F) {
 			}
 		}
 		if got != want {
-			t.Fatalf("AppendString(%q) decodes to %q, want %q", s, got, want)
+			t.Fatalf("String(%q) decodes to %q, want %q", s, got, want)
 		}
 	})
 }
 
-func TestAppendHelpers(t *testing.T) {
-	b := AppendStrings(nil, nil)
+func TestHelpers(t *testing.T) {
+	b := Strings(nil, nil)
 	b = append(b, ' ')
-	b = AppendStrings(b, []string{"a", "b\""})
+	b = Strings(b, []string{"a", "b\""})
 	b = append(b, ' ')
-	b = AppendStringMap(b, []string{"k", "z"}, map[string]string{"k": "v", "z": ""})
+	b = StringMap(b, []string{"k", "z"}, map[string]string{"k": "v", "z": ""})
 	b = append(b, ' ')
-	b = AppendInt(b, -3)
+	b = Int(b, -3)
 	b = append(b, ' ')
-	b = AppendUint(b, 18446744073709551615)
+	b = Uint(b, 18446744073709551615)
 	b = append(b, ' ')
-	b = AppendBool(b, true)
+	b = Bool(b, true)
 	if want := `null ["a","b\""] {"k":"v","z":""} -3 18446744073709551615 true`; string(b) != want {
 		t.Fatalf("got %s, want %s", b, want)
 	}
