@@ -6,9 +6,9 @@ import (
 	"unicode/utf8"
 )
 
-// FuzzAppendString: what String writes is valid JSON that encoding/json decodes to the same
+// FuzzString: what String writes is valid JSON that encoding/json decodes to the same
 // string (with invalid UTF-8 replaced, as encoding/json's own encoder does).
-func FuzzAppendString(f *testing.F) {
+func FuzzString(f *testing.F) {
 	for _, s := range []string{"", "plain", "quote\" back\\slash", "\n\r\t\x00\x1f", "é ü 中 😀", "\xff\xfe", "\u2028\u2029", "a\xc3"} {
 		f.Add(s)
 	}
