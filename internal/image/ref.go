@@ -107,36 +107,19 @@ func Open(ctx context.Context, r Ref, store *content.Store) (*Source, error) {
 	switch r.Transport {
 	case TransportOCI:
 		l, err := OpenLayout(r.Path)
-		if err != nil {
-			return nil, err
-		}
-		d, err := l.Find(r.Name)
-		if err != nil {
-			return nil, err
-		}
-		return &Source{Provider: l, Target: d}, nil
+		return find(l, err, r.Name, nil)
 	case TransportOCIArchive:
 		a, err := OpenOCIArchive(r.Path)
 		if err != nil {
 			return nil, err
 		}
-		d, err := a.Find(r.Name)
-		if err != nil {
-			a.Close()
-			return nil, err
-		}
-		return &Source{Provider: a, Target: d, close: a.Close}, nil
+		return find(a, nil, r.Name, a.Close)
 	case TransportDockerArchive:
 		a, err := OpenDockerArchive(r.Path)
 		if err != nil {
 			return nil, err
 		}
-		d, err := a.Find(r.Name)
-		if err != nil {
-			a.Close()
-			return nil, err
-		}
-		return &Source{Provider: a, Target: d, close: a.Close}, nil
+		return find(a, nil, r.Name, a.Close)
 	case TransportStore:
 		if store == nil {
 			return nil, errors.New("no content store")
@@ -148,6 +131,27 @@ func Open(ctx context.Context, r Ref, store *content.Store) (*Source, error) {
 		return &Source{Provider: StoreProvider{store}, Target: img.Target}, nil
 	}
 	return nil, fmt.Errorf("image %s: the %q transport is remote: pull it first: %w", r, r.Transport, errdefs.ErrInvalidArgument)
+}
+
+// finder is a layout or an archive: blobs, and names in its index.
+type finder interface {
+	Provider
+	Find(name string) (ocispec.Descriptor, error)
+}
+
+// find opens name in f (just opened, with err), releasing f with closeFn if that fails.
+func find(f finder, err error, name string, closeFn func() error) (*Source, error) {
+	if err != nil {
+		return nil, err
+	}
+	d, err := f.Find(name)
+	if err != nil {
+		if closeFn != nil {
+			closeFn()
+		}
+		return nil, err
+	}
+	return &Source{Provider: f, Target: d, close: closeFn}, nil
 }
 
 // StoreProvider reads blobs from the content store.
