@@ -36,26 +36,31 @@ func Bundle(ctx context.Context, img *Image, dir string, o BundleOptions) (err e
 	} else if !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("bundle directory: %w", err)
 	}
+	root, staging, err := stageRootfs(dir)
+	if err != nil {
+		return fmt.Errorf("bundle rootfs: %w", err)
+	}
+	rootfs := filepath.Join(dir, "rootfs")
 	defer func() {
+		os.RemoveAll(staging)
 		if err == nil {
 			return
 		}
-		os.RemoveAll(filepath.Join(dir, "rootfs"))
+		os.RemoveAll(rootfs)
 		os.Remove(filepath.Join(dir, "config.json"))
 		if created {
 			os.Remove(dir)
 		}
 	}()
-	rootfs := filepath.Join(dir, "rootfs")
-	if err := os.Mkdir(rootfs, 0o755); err != nil {
-		return fmt.Errorf("bundle rootfs: %w", err)
-	}
-	if err := Unpack(ctx, img.Provider, img.Layers(), rootfs, o.Unpack); err != nil {
+	if err := Unpack(ctx, img.Provider, img.Layers(), root, o.Unpack); err != nil {
 		return fmt.Errorf("unpack %s: %w", img.Name, err)
 	}
-	spec, err := Spec(img.Config, rootfs, o.Spec)
+	spec, err := Spec(img.Config, root, o.Spec)
 	if err != nil {
 		return fmt.Errorf("%s: %w", img.Name, err)
+	}
+	if err := os.Rename(root, rootfs); err != nil {
+		return fmt.Errorf("bundle rootfs: %w", err)
 	}
 	b, err := json.MarshalIndent(spec, "", "\t")
 	if err != nil {
