@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/topdir"
 )
 
 // Driver says how root filesystems are assembled.
@@ -77,6 +78,9 @@ func New(ctx context.Context, cfg Config) (*Snapshotter, error) {
 			return nil, fmt.Errorf("snapshotter: %w", err)
 		}
 	}
+	// Layers are unpacked into randomly named directories under tmp: spread, each lands in a
+	// block group of its own rather than where a pruned layer was just freed (package topdir).
+	topdir.Mark(filepath.Join(s.root, "tmp"))
 	// Leftovers of unpacks that did not finish: an unpack in progress holds a lock on its
 	// directory, so only abandoned ones can be locked here.
 	if ents, err := os.ReadDir(filepath.Join(s.root, "tmp")); err == nil {
