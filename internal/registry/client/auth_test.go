@@ -70,13 +70,13 @@ func TestBearerAuth(t *testing.T) {
 	}
 
 	c := newClient(t, Config{Credentials: staticCreds("bob", "hunter2"), ChunkSize: 32 << 10, Concurrency: 3})
-	before := ts.issued.Load()
+	before := ts.issuedTo("bob")
 	if _, err := c.Push(ctx, src, ti.manifest, ref, PushOptions{}); err != nil {
 		t.Fatalf("Push with a token: %v", err)
 	}
 	// Tokens are cached per scope: the push needs pull (HEAD) and pull,push (uploads, manifest),
 	// whatever the number of blobs and requests.
-	if n := ts.issued.Load() - before; n != 2 {
+	if n := ts.issuedTo("bob") - before; n != 2 {
 		t.Errorf("%d tokens issued for one push, want 2 (one per scope set: pull, and pull+push)", n)
 	}
 	issued := ts.issued.Load()

@@ -389,6 +389,17 @@ type tokenServer struct {
 	user, password                string
 	issued                        atomic.Int32
 	scopes                        sync.Map // scope string → times asked
+	bySubject                     sync.Map // subject → *atomic.Int32 tokens issued to it
+}
+
+// issuedTo counts the tokens issued to subject. A client that gave up (a cancelled push) can have a
+// token request still on the wire, served after its call returned: counts per subject keep it from
+// being charged to another client.
+func (ks *tokenServer) issuedTo(subject string) int32 {
+	if v, ok := ks.bySubject.Load(subject); ok {
+		return v.(*atomic.Int32).Load()
+	}
+	return 0
 }
 
 type testAccess struct {
@@ -480,6 +491,8 @@ func (ks *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ks.issued.Add(1)
+	n, _ := ks.bySubject.LoadOrStore(sub, new(atomic.Int32))
+	n.(*atomic.Int32).Add(1)
 	w.Header().Set("Content-Type", "application/json")
 	key := "token"
 	if oauth {
