@@ -259,10 +259,11 @@ func testPods(t *testing.T, e *env) {
 			t.Errorf("addresses left after every DEL: %v", left)
 		}
 		// The pair may be deleted after DEL returns (berth leaves it to a detached helper once
-		// it is detached; a deleted namespace takes its veth with it in a kernel work queue),
-		// but it must go: wait for c1 to hold only lo and the bridge to have no port.
+		// it is detached; a deleted namespace takes its veth with it in a kernel work queue,
+		// which on a loaded machine has taken more than ten seconds), but it must go: wait for
+		// c1 to hold only lo and the bridge to have no port.
 		var left []string
-		for i := 0; i < 100; i++ {
+		for i := 0; i < 600; i++ {
 			left = nil
 			c1.do(t, func() error {
 				ls, err := netlink.LinkList()
