@@ -173,6 +173,16 @@ func (c *Conf) PrevResult100() (*types100.Result, error) {
 	return r, nil
 }
 
+// RequirePrevResult is PrevResult100 for a plugin that only makes sense chained after an interface
+// plugin: no prevResult is an invalid configuration naming the plugin.
+func (c *Conf) RequirePrevResult(plugin string) (*types100.Result, error) {
+	r, err := c.PrevResult100()
+	if err == nil && r == nil {
+		err = fmt.Errorf("%s must be chained after an interface plugin (no prevResult): %w", plugin, ErrInvalidConfig)
+	}
+	return r, err
+}
+
 // ParseArgs splits CNI_ARGS ("K=V;K2=V2") into a map. Keys the plugin does not know are ignored,
 // as the spec's IgnoreUnknown convention allows, because runtimes add their own (K8S_POD_NAME...).
 func ParseArgs(s string) (map[string]string, error) {

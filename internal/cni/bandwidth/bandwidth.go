@@ -133,12 +133,9 @@ func Add(ctx context.Context, args *skel.CmdArgs) (types.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	prev, err := n.PrevResult100()
+	prev, err := n.RequirePrevResult("bandwidth")
 	if err != nil {
 		return nil, err
-	}
-	if prev == nil {
-		return nil, fmt.Errorf("bandwidth must be chained after an interface plugin (no prevResult): %w", cni.ErrInvalidConfig)
 	}
 	if n.IngressRate == 0 && n.EgressRate == 0 {
 		return prev, nil

@@ -163,12 +163,9 @@ func Add(ctx context.Context, args *skel.CmdArgs) (types.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	prev, err := n.PrevResult100()
+	prev, err := n.RequirePrevResult("firewall")
 	if err != nil {
 		return nil, err
-	}
-	if prev == nil {
-		return nil, fmt.Errorf("firewall must be chained after an interface plugin (no prevResult): %w", cni.ErrInvalidConfig)
 	}
 	addrs := podAddrs(prev)
 	if len(addrs) == 0 {

@@ -150,12 +150,9 @@ func Add(ctx context.Context, args *skel.CmdArgs) (types.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	prev, err := n.PrevResult100()
+	prev, err := n.RequirePrevResult("portmap")
 	if err != nil {
 		return nil, err
-	}
-	if prev == nil {
-		return nil, fmt.Errorf("portmap must be chained after an interface plugin (no prevResult): %w", cni.ErrInvalidConfig)
 	}
 	if len(n.RuntimeConfig.PortMaps) == 0 {
 		return prev, nil
