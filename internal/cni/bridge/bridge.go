@@ -275,7 +275,10 @@ func Del(ctx context.Context, args *skel.CmdArgs) error {
 		ns, err := netns.Open(args.Netns)
 		switch {
 		case errors.Is(err, netns.ErrNotExist):
-			// The namespace is gone and its veth end with it; the host end died with the pair.
+			// The namespace's path is gone. The namespace itself may live on (another process's
+			// mount namespace can still hold it), and the pair with it: the host end that
+			// prevResult names goes now rather than when the kernel lets go of the namespace.
+			errs = append(errs, delHostEnds(n))
 		case err != nil:
 			errs = append(errs, err)
 		default:
@@ -287,6 +290,33 @@ func Del(ctx context.Context, args *skel.CmdArgs) error {
 		errs = append(errs, delNFT(ctx, n, args))
 	}
 	return errors.Join(errs...)
+}
+
+// delHostEnds deletes the host ends of veth pairs that prevResult lists on this network's bridge
+// (deleting one end deletes the pair). Without a prevResult, or once they are gone, it does
+// nothing.
+func delHostEnds(n *NetConf) error {
+	prev, err := n.PrevResult100()
+	if err != nil || prev == nil {
+		return err
+	}
+	br, err := netlink.LinkByName(n.BrName)
+	if err != nil {
+		return nil // no bridge, no port on it
+	}
+	for _, ifc := range prev.Interfaces {
+		if ifc.Sandbox != "" || ifc.Name == n.BrName {
+			continue
+		}
+		l, err := netlink.LinkByName(ifc.Name)
+		if err != nil || l.Type() != "veth" || l.Attrs().MasterIndex != br.Attrs().Index {
+			continue
+		}
+		if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("delete %s: %w", ifc.Name, err)
+		}
+	}
+	return nil
 }
 
 // delContainerLink detaches the attachment at once and leaves the slow part to a helper.
