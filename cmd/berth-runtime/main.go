@@ -21,7 +21,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	_ "github.com/berth-dev/berth/internal/nsexec" // links the namespace constructor
+	"github.com/berth-dev/berth/internal/nsexec"
 	"github.com/berth-dev/berth/internal/runtime"
 )
 
@@ -72,7 +72,11 @@ func main() {
 	if os.Getenv("BERTH_TRACE") != "" {
 		fmt.Fprintf(os.Stderr, "TRACE %d main %d\n", os.Getpid(), time.Now().UnixMicro())
 	}
-	os.Exit(realMain(os.Args[1:]))
+	code := realMain(os.Args[1:])
+	// The container process the constructor started ahead for create, run and exec, if an error
+	// came before it was needed.
+	nsexec.DiscardPrespawned()
+	os.Exit(code)
 }
 
 func realMain(args []string) int {

@@ -6,15 +6,18 @@
 // _BERTH_SYNC_FD names the runtime's sync socket.
 //
 // Protocol on the sync socket (frames are a 4-byte little-endian length and a body):
-//   runtime -> here: one frame of text lines:
-//     cgfd <fd> <path>        fork into the cgroup v2 directory at path below the directory descriptor fd
-//                             with clone3(CLONE_INTO_CGROUP): moving a process afterwards would wait for
-//                             an RCU grace period (milliseconds); the fork then always happens. The
-//                             runtime starts this process before it makes the directory (it makes it
-//                             while this process starts), so it passes an existing ancestor
+//   runtime -> here: two frames of text lines. The first says which namespaces:
 //     join <type> <path>      setns into an existing namespace (user first, then in the given order)
 //     unshare <flags>         unshare(2) these CLONE_NEW* flags (user first, with uid/gid maps written by the runtime)
 //     timens <clock> <s> <ns> offsets for a new time namespace (monotonic or boottime)
+//   The second (which may be empty) comes once the runtime has recorded the container and made its
+//   cgroups; the process enters its namespaces meanwhile (a new network namespace alone takes most of a
+//   millisecond here), and waits for it before it forks:
+//     cgfd <fd> <path>        fork into the cgroup v2 directory at path below the directory descriptor fd
+//                             with clone3(CLONE_INTO_CGROUP): moving a process afterwards would wait for
+//                             an RCU grace period (milliseconds); the fork then always happens. The
+//                             runtime makes the directory while this process starts, so it passes an
+//                             existing ancestor
 //   here -> runtime: JSON frames
 //     {"type":"usermap","pid":N}   after unshare(CLONE_NEWUSER): the runtime writes the maps and answers with any frame
 //     {"type":"pid","pid":N}       the pid (in the runtime's pid namespace) of the process that goes on to run Go
@@ -22,6 +25,18 @@
 // When the pid or time namespace changes, those apply only to children, so the process forks once: the child
 // (made a sibling of this process with CLONE_PARENT, so the runtime is its parent) continues into Go, and
 // this process reports the child's pid and exits.
+//
+// Starting ahead (prespawn): when the runtime half itself starts as root for create, run or exec, this
+// constructor starts the container process at once, from the sealed binary (see internal/sealedexe),
+// before its own Go runtime starts: the exec of the binary then runs on the other CPU while the runtime
+// half initialises and reads the config, instead of after it. That process (_BERTH_PRESPAWNED=1) waits
+// for one more frame before the bootstrap:
+//   runtime -> here: a frame of text lines, with SCM_RIGHTS on its first bytes:
+//     hole <n>                the descriptors received go to 0, 1, 2, ... in order, skipping n (where
+//                             the sync socket would be had the process been started with them)
+//     dir <path>              the working directory to start in
+// Everything else this process inherited is closed. If the runtime half does not need it, it closes
+// the socket, and this process exits.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -33,9 +48,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CLONE_INTO_CGROUP
@@ -50,14 +67,64 @@ struct berth_clone_args {
 	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
 };
 
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_execveat
+#define SYS_execveat 322
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef AT_EMPTY_PATH
+#define AT_EMPTY_PATH 0x1000
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#define BERTH_MOUNT_ATTR_RDONLY 0x00000001
+#define BERTH_MOUNT_ATTR_NOSUID 0x00000002
+#define BERTH_MOUNT_ATTR_NODEV 0x00000004
+
+struct berth_mount_attr {
+	uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
 
 #define MAX_JOIN 16
 #define MAX_BOOTSTRAP (64 * 1024)
+// The descriptors a prespawned process can be given in one frame (the kernel's SCM_MAX_FD is 253).
+#define MAX_SPAWN_FDS 250
+// Both ends of the prespawn socket sit at or above this number, clear of the descriptors the caller
+// passes from 3 up (--preserve-fds) and of the positions the process is given.
+#define PRESPAWN_FD_MIN 200
 
 static int sync_fd = -1;
+
+// ctrace prints a phase of the constructor as the runtime's BERTH_TRACE=1 timeline does (trace.go).
+static void ctrace(const char *what)
+{
+	static int on = -1;
+	if (on < 0)
+		on = getenv("BERTH_TRACE") != NULL;
+	if (!on)
+		return;
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	dprintf(2, "TRACE %d c-%s %lld\n", (int)getpid(), what, (long long)t.tv_sec * 1000000 + t.tv_nsec / 1000);
+}
 
 static void write_all(int fd, const char *buf, size_t n)
 {
@@ -200,12 +267,250 @@ static void relax_timer_slack(void)
 		berth_timer_slack_relaxed = 1;
 }
 
+// read_cgroup_frame reads the bootstrap's second frame and returns the cgroup v2 directory to fork
+// into, or -1.
+static int read_cgroup_frame(void)
+{
+	char buf[4200];
+	read_frame(buf, sizeof(buf));
+	if (buf[0] == '\0')
+		return -1;
+	char *nl = strchr(buf, '\n');
+	if (nl != NULL)
+		*nl = '\0';
+	char *rel;
+	if (strncmp(buf, "cgfd ", 5) != 0)
+		fail("nsexec: unknown bootstrap line %s", buf);
+	long dirfd = strtol(buf + 5, &rel, 10);
+	if (*rel != ' ' || rel[1] == '\0' || dirfd < 0 || dirfd > 1 << 20)
+		fail("nsexec: malformed line %s", buf);
+	rel++;
+	// Relative to a descriptor of the host's cgroupfs: the mount namespace entered meanwhile does
+	// not change what it reaches.
+	int fd = openat((int)dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		fail("open cgroup %s: %s", rel, strerror(errno));
+	close((int)dirfd);
+	return fd;
+}
+
+// In the runtime half, the process started ahead, and the runtime's end of its socket (-1: none); and
+// the number of the process's end in the process.
+int berth_prespawn_pid = -1;
+int berth_prespawn_fd = -1;
+int berth_prespawn_child_fd = -1;
+
+// starts_container reports whether this process's command line is create, run or exec. Global
+// options may come first, as runc spells them; anything unexpected only means no process starts
+// ahead (or one starts that the runtime half then discards).
+static int starts_container(void)
+{
+	static char buf[8192];
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *end = buf + n, *arg = buf + strlen(buf) + 1; // skip argv[0]
+	while (arg < end) {
+		if (strcmp(arg, "--") == 0) {
+			arg += strlen(arg) + 1;
+			break;
+		}
+		if (arg[0] != '-')
+			break;
+		const char *name = arg + (arg[1] == '-' ? 2 : 1);
+		int takes_value = strchr(name, '=') == NULL &&
+				  (strcmp(name, "root") == 0 || strcmp(name, "log") == 0 || strcmp(name, "log-format") == 0 ||
+				   strcmp(name, "rootless") == 0 || strcmp(name, "criu") == 0);
+		arg += strlen(arg) + 1;
+		if (takes_value && arg < end)
+			arg += strlen(arg) + 1;
+	}
+	return arg < end && (strcmp(arg, "create") == 0 || strcmp(arg, "run") == 0 || strcmp(arg, "exec") == 0);
+}
+
+// sealed_exe opens this binary through a read-only clone of its directory's mount, detached from
+// every namespace: what internal/sealedexe does for the runtime half's own starts (CVE-2019-5736).
+static int sealed_exe(void)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return -1;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash == NULL || slash[1] == '\0')
+		return -1;
+	char dir[4096];
+	if (slash == self) {
+		strcpy(dir, "/");
+	} else {
+		memcpy(dir, self, (size_t)(slash - self));
+		dir[slash - self] = '\0';
+	}
+	int tree = (int)syscall(SYS_open_tree, AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (tree < 0)
+		return -1;
+	struct berth_mount_attr attr;
+	memset(&attr, 0, sizeof(attr));
+	attr.attr_set = BERTH_MOUNT_ATTR_RDONLY | BERTH_MOUNT_ATTR_NODEV | BERTH_MOUNT_ATTR_NOSUID;
+	if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+		close(tree);
+		return -1;
+	}
+	int exe = openat(tree, slash + 1, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+	close(tree);
+	return exe;
+}
+
+// prespawn starts the container process ahead (see the top of this file). Any failure leaves the
+// runtime half to start it itself.
+static void prespawn(void)
+{
+	if (geteuid() != 0 || getenv("BERTH_NO_PRESPAWN") != NULL || !starts_container())
+		return;
+	int exe = sealed_exe();
+	if (exe < 0)
+		return;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		close(exe);
+		return;
+	}
+	int ours = fcntl(sv[0], F_DUPFD_CLOEXEC, PRESPAWN_FD_MIN);
+	int theirs = fcntl(sv[1], F_DUPFD_CLOEXEC, PRESPAWN_FD_MIN);
+	close(sv[0]);
+	close(sv[1]);
+	if (ours < 0 || theirs < 0) {
+		if (ours >= 0)
+			close(ours);
+		if (theirs >= 0)
+			close(theirs);
+		close(exe);
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		// The program the container runs in the end gets the caller's timer slack back from the
+		// constructor of the binary exec'd here, which records the value it finds.
+		if (berth_timer_slack_relaxed)
+			prctl(PR_SET_TIMERSLACK, berth_host_timer_slack, 0, 0, 0);
+		if (fcntl(theirs, F_SETFD, 0) < 0)
+			_exit(127);
+		char fdenv[64];
+		snprintf(fdenv, sizeof(fdenv), "_BERTH_SYNC_FD=%d", theirs);
+		char *envp[5];
+		int k = 0;
+		envp[k++] = fdenv;
+		envp[k++] = "_BERTH_PRESPAWNED=1";
+		// One P: the container half works sequentially, and its execve must stop every thread.
+		envp[k++] = "GOMAXPROCS=1";
+		if (getenv("BERTH_TRACE") != NULL)
+			envp[k++] = "BERTH_TRACE=1";
+		envp[k] = NULL;
+		char *argv[] = {"berth-runtime", "init", NULL};
+		syscall(SYS_execveat, exe, "", argv, envp, AT_EMPTY_PATH);
+		_exit(127);
+	}
+	close(exe);
+	close(theirs);
+	if (pid < 0) {
+		close(ours);
+		return;
+	}
+	berth_prespawn_pid = (int)pid;
+	berth_prespawn_fd = ours;
+	berth_prespawn_child_fd = theirs;
+}
+
+// receive_spawn takes the descriptors and working directory of a prespawned process.
+static void receive_spawn(void)
+{
+	unsigned char hdr[4];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * MAX_SPAWN_FDS)];
+	} control;
+	struct iovec iov = {.iov_base = hdr, .iov_len = sizeof(hdr)};
+	struct msghdr msg;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = control.buf;
+	msg.msg_controllen = sizeof(control.buf);
+	ssize_t r;
+	do
+		r = recvmsg(sync_fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	// EOF: the runtime half did not need this process.
+	if (r != (ssize_t)sizeof(hdr))
+		_exit(0);
+	if (msg.msg_flags & MSG_CTRUNC)
+		fail("nsexec: too many descriptors");
+	int fds[MAX_SPAWN_FDS], nfds = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (nfds + (int)n > MAX_SPAWN_FDS)
+			fail("nsexec: too many descriptors");
+		memcpy(fds + nfds, CMSG_DATA(c), n * sizeof(int));
+		nfds += (int)n;
+	}
+	size_t n = (size_t)hdr[0] | ((size_t)hdr[1] << 8) | ((size_t)hdr[2] << 16) | ((size_t)hdr[3] << 24);
+	static char body[8192];
+	if (n >= sizeof(body))
+		fail("nsexec: spawn message of %zu bytes is too large", n);
+	read_full(body, n);
+	body[n] = '\0';
+	int hole = -1;
+	const char *dir = NULL;
+	for (char *line = strtok(body, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		if (strncmp(line, "hole ", 5) == 0)
+			hole = (int)strtol(line + 5, NULL, 10);
+		else if (strncmp(line, "dir ", 4) == 0)
+			dir = line + 4;
+		else
+			fail("nsexec: unknown spawn line %s", line);
+	}
+	int total = nfds + (hole >= 0 && hole <= nfds ? 1 : 0);
+	if (total >= sync_fd)
+		fail("nsexec: %d descriptors do not fit below the sync socket (%d)", total, sync_fd);
+	// Above every position first, so that placing one cannot close another still to be placed.
+	for (int i = 0; i < nfds; i++) {
+		int hi = fcntl(fds[i], F_DUPFD_CLOEXEC, sync_fd + 1);
+		if (hi < 0)
+			fail("nsexec: dup: %s", strerror(errno));
+		close(fds[i]);
+		fds[i] = hi;
+	}
+	for (int i = 0, pos = 0; i < nfds; i++, pos++) {
+		if (pos == hole)
+			pos++;
+		if (dup2(fds[i], pos) < 0)
+			fail("nsexec: dup2: %s", strerror(errno));
+	}
+	if (hole >= 0 && hole < total)
+		close(hole);
+	if (sync_fd > total)
+		syscall(SYS_close_range, (unsigned)total, (unsigned)sync_fd - 1, 0);
+	syscall(SYS_close_range, (unsigned)sync_fd + 1, ~0U, 0);
+	if (dir != NULL && chdir(dir) < 0)
+		fail("chdir %s: %s", dir, strerror(errno));
+}
+
 __attribute__((constructor)) static void berth_nsexec(void)
 {
 	relax_timer_slack();
 	const char *env = getenv("_BERTH_SYNC_FD");
-	if (env == NULL || *env == '\0')
+	if (env == NULL || *env == '\0') {
+		prespawn();
 		return;
+	}
 	char *end;
 	long fd = strtol(env, &end, 10);
 	struct stat st;
@@ -217,12 +522,17 @@ __attribute__((constructor)) static void berth_nsexec(void)
 	// Until the container process execs, nothing in the container may ptrace us or open our /proc files.
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE): %s", strerror(errno));
+	ctrace("ctor");
+	if (getenv("_BERTH_PRESPAWNED") != NULL)
+		receive_spawn();
+	ctrace("spawn-received");
 
 	static char boot[MAX_BOOTSTRAP];
 	read_frame(boot, sizeof(boot));
+	ctrace("boot-received");
 
 	static struct join joins[MAX_JOIN];
-	int njoin = 0, unshare_flags = 0, cgfd = -1;
+	int njoin = 0, unshare_flags = 0, cgfd = -1, have_cgroup_frame = 0;
 	char timens[512] = "";
 
 	for (char *line = strtok(boot, "\n"); line != NULL; line = strtok(NULL, "\n")) {
@@ -239,18 +549,6 @@ __attribute__((constructor)) static void berth_nsexec(void)
 			if (ns_flag(j->type) == 0)
 				fail("nsexec: unknown namespace type %s", j->type);
 			njoin++;
-		} else if (strncmp(line, "cgfd ", 5) == 0) {
-			char *rel;
-			long dirfd = strtol(line + 5, &rel, 10);
-			if (*rel != ' ' || rel[1] == '\0' || dirfd < 0 || dirfd > 1 << 20)
-				fail("nsexec: malformed line %s", line);
-			rel++;
-			// Opened now, with the runtime's credentials: the namespaces joined below may take away
-			// the right to reach the host's cgroupfs.
-			cgfd = openat((int)dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (cgfd < 0)
-				fail("open cgroup %s: %s", rel, strerror(errno));
-			close((int)dirfd);
 		} else if (strncmp(line, "unshare ", 8) == 0) {
 			unshare_flags = (int)strtol(line + 8, NULL, 10);
 		} else if (strncmp(line, "timens ", 7) == 0) {
@@ -293,6 +591,9 @@ __attribute__((constructor)) static void berth_nsexec(void)
 		close(joins[i].fd);
 
 	if (unshare_flags & CLONE_NEWUSER) {
+		// The runtime sends the second frame before it answers the map request below.
+		cgfd = read_cgroup_frame();
+		have_cgroup_frame = 1;
 		if (unshare(CLONE_NEWUSER) < 0)
 			fail("unshare user namespace: %s", strerror(errno));
 		// An unprivileged runtime (rootless) writes the maps: /proc/<pid> of a non-dumpable process
@@ -318,10 +619,14 @@ __attribute__((constructor)) static void berth_nsexec(void)
 		fail("unshare namespaces 0x%x: %s", rest, strerror(errno));
 	if (rest & (CLONE_NEWPID | CLONE_NEWTIME))
 		forks = 1;
-	if (cgfd >= 0)
-		forks = 1;
 	if (timens[0] != '\0')
 		write_file("/proc/self/timens_offsets", timens);
+	ctrace("unshared");
+	if (!have_cgroup_frame)
+		cgfd = read_cgroup_frame();
+	ctrace("cgroup-received");
+	if (cgfd >= 0)
+		forks = 1;
 
 	if (!forks) {
 		char body[64];
@@ -361,6 +666,7 @@ __attribute__((constructor)) static void berth_nsexec(void)
 		return;
 	}
 	char body[64];
+	ctrace("forked");
 	snprintf(body, sizeof(body), "{\"type\":\"pid\",\"pid\":%ld}", child);
 	send_frame(body);
 	_exit(0);

@@ -64,22 +64,24 @@ func CloneFlag(t specs.LinuxNamespaceType) (uintptr, bool) {
 // ProcName returns the name of a namespace type under /proc/<pid>/ns.
 func ProcName(t specs.LinuxNamespaceType) string { return cloneFlag[t].name }
 
-// Encode renders the bootstrap message.
-func (b Bootstrap) Encode() ([]byte, error) {
-	var sb strings.Builder
+// Encode renders the bootstrap's two frames: the namespaces, sent as soon as the process is
+// started, and the cgroup to fork into, sent once it exists (the process enters its namespaces
+// meanwhile).
+func (b Bootstrap) Encode() (namespaces, cgroup []byte, err error) {
 	if b.CgroupFD > 0 {
 		if b.CgroupPath == "" || strings.ContainsAny(b.CgroupPath, "\n\x00") {
-			return nil, fmt.Errorf("cgroup path %q is empty or contains a newline or NUL", b.CgroupPath)
+			return nil, nil, fmt.Errorf("cgroup path %q is empty or contains a newline or NUL", b.CgroupPath)
 		}
-		sb.WriteString("cgfd " + strconv.Itoa(b.CgroupFD) + " " + b.CgroupPath + "\n")
+		cgroup = []byte("cgfd " + strconv.Itoa(b.CgroupFD) + " " + b.CgroupPath + "\n")
 	}
+	var sb strings.Builder
 	for _, j := range b.Joins {
 		c, ok := cloneFlag[j.Type]
 		if !ok {
-			return nil, fmt.Errorf("unknown namespace type %q", j.Type)
+			return nil, nil, fmt.Errorf("unknown namespace type %q", j.Type)
 		}
 		if strings.ContainsAny(j.Path, "\n\x00") {
-			return nil, fmt.Errorf("namespace path %q contains a newline or NUL", j.Path)
+			return nil, nil, fmt.Errorf("namespace path %q contains a newline or NUL", j.Path)
 		}
 		fmt.Fprintf(&sb, "join %s %s\n", c.name, j.Path)
 	}
@@ -93,12 +95,12 @@ func (b Bootstrap) Encode() ([]byte, error) {
 	sort.Strings(clocks)
 	for _, clock := range clocks {
 		if clock != "monotonic" && clock != "boottime" {
-			return nil, fmt.Errorf("linux.timeOffsets: unknown clock %q (want monotonic or boottime)", clock)
+			return nil, nil, fmt.Errorf("linux.timeOffsets: unknown clock %q (want monotonic or boottime)", clock)
 		}
 		o := b.TimeOffsets[clock]
 		fmt.Fprintf(&sb, "timens %s %d %d\n", clock, o.Secs, o.Nanosecs)
 	}
-	return []byte(sb.String()), nil
+	return []byte(sb.String()), cgroup, nil
 }
 
 // WriteFrame writes one length-prefixed frame.

@@ -331,6 +331,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		return c, err
 	}
 	trace("ready")
+	ch.reapFirst()
 	ch.conn.Close()
 	if keep != nil {
 		if c.master, err = console.RecvFile(keep); err != nil {

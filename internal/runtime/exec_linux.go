@@ -122,6 +122,7 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 		ch.kill()
 		return nil, err
 	}
+	ch.reapFirst()
 	// After "ready" the only thing that can come is an error from the last steps; EOF means the
 	// program replaced the container half.
 	trace("exec-ready")

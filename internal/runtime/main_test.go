@@ -31,6 +31,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(subreaperEnv) != "" {
+		os.Exit(subreap(os.Args[1:]))
+	}
 	os.Exit(run(m))
 }
 

@@ -87,6 +87,8 @@ type child struct {
 	pid   int
 	start uint64
 	conn  *os.File
+	// first, if not 0, is the process that forked this one into its pid namespace, not yet reaped.
+	first int
 }
 
 // kill stops a child that failed to set up, and reaps it (it is our child: the constructor forks it
@@ -94,7 +96,16 @@ type child struct {
 func (ch *child) kill() {
 	_ = unix.Kill(ch.pid, unix.SIGKILL)
 	reap(ch.pid)
+	ch.reapFirst()
 	ch.conn.Close()
+}
+
+// reapFirst reaps the process that forked the child, if that is still to do.
+func (ch *child) reapFirst() {
+	if ch.first != 0 {
+		reap(ch.first)
+		ch.first = 0
+	}
 }
 
 func reap(pid int) (unix.WaitStatus, error) {
@@ -112,18 +123,28 @@ func reap(pid int) (unix.WaitStatus, error) {
 // puts it in its cgroups first, and sends it the init config.
 func spawn(cfg *spawnConfig) (ch *child, err error) {
 	trace("spawn-begin")
-	exe, err := sealedexe.Open()
-	if err != nil {
-		return nil, err
+	// The constructor has usually started the process already (nsexec.c, "prespawn"); otherwise it
+	// is started below with these descriptors, the sync socket at syncFD.
+	pre := nsexec.TakePrespawned()
+	var conn, childEnd *os.File
+	if pre != nil {
+		conn = pre.Conn
+	} else {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("socketpair: %w", err)
+		}
+		conn, childEnd = os.NewFile(uintptr(fds[0]), "sync"), os.NewFile(uintptr(fds[1]), "sync-child")
+		defer childEnd.Close()
 	}
-	trace("sealed")
-	defer exe.Close()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("socketpair: %w", err)
+	// abandon gives up before the process got its bootstrap.
+	abandon := func() {
+		if pre != nil {
+			pre.Discard()
+		} else {
+			conn.Close()
+		}
 	}
-	conn, childEnd := os.NewFile(uintptr(fds[0]), "sync"), os.NewFile(uintptr(fds[1]), "sync-child")
-	defer childEnd.Close()
 
 	files := []*os.File{cfg.stdio[0], cfg.stdio[1], cfg.stdio[2]}
 	for i := 0; i < cfg.preserve; i++ {
@@ -160,7 +181,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 				// the rest of the path from there.
 				f, rel, err := openAncestor(dir)
 				if err != nil {
-					conn.Close()
+					abandon()
 					return nil, err
 				}
 				defer f.Close()
@@ -173,7 +194,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 				v2Dir = dir
 				d, rel, err := openAncestor(dir)
 				if err != nil {
-					conn.Close()
+					abandon()
 					return nil, err
 				}
 				defer d.Close()
@@ -189,36 +210,22 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	files = append(files, cfg.extra...)
 	cfg.init.PreserveFDs = cfg.preserve
 
-	boot, err := cfg.boot.Encode()
+	bootNS, bootCgroup, err := cfg.boot.Encode()
 	if err != nil {
-		conn.Close()
+		abandon()
 		return nil, err
 	}
-	// One P in the container process: it works sequentially, and its execve must stop every other
-	// thread the Go runtime started (waking each of them, a VM exit apiece on idle CPUs).
-	env := []string{nsexec.EnvSyncFD + "=" + strconv.Itoa(syncFD), "GOMAXPROCS=1"}
-	if traceOn {
-		env = append(env, "BERTH_TRACE=1")
-	}
-	// syscall.ForkExec rather than os.StartProcess: the latter probes for pidfd support on first use
-	// with a throwaway clone, and the runtime tracks the child by pid and start time anyway.
-	childFDs := make([]uintptr, len(files))
-	for i, f := range files {
-		childFDs[i] = f.Fd()
-	}
 	var first int
-	err = nsexec.WithHostTimerSlack(func() (err error) {
-		first, err = syscall.ForkExec(exe.Path(), []string{"berth-runtime", "init"}, &syscall.ProcAttr{
-			Env:   env,
-			Dir:   cfg.dir,
-			Files: childFDs,
-		})
-		return err
-	})
-	goruntime.KeepAlive(files)
-	if err != nil {
+	if pre != nil {
+		if err := pre.Send(files, syncFD, cfg.dir); err != nil {
+			// Too many descriptors, or the process is gone: start one here instead.
+			pre.Discard()
+			return spawn(cfg)
+		}
+		first = pre.Pid
+	} else if first, err = startContainerProcess(files, syncFD, cfg.dir); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("start the container process: %w", err)
+		return nil, err
 	}
 	trace("started-process")
 	fail := func(e error) (*child, error) {
@@ -227,7 +234,14 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		conn.Close()
 		return nil, e
 	}
-	childEnd.Close()
+	if childEnd != nil {
+		childEnd.Close()
+	}
+	// Namespaces first: the process enters them while the container is recorded and its cgroups
+	// made. Nothing it does before the second frame outlives it.
+	if err := nsexec.WriteFrame(conn, bootNS); err != nil {
+		return fail(fmt.Errorf("send bootstrap: %w", err))
+	}
 	if cfg.afterFork != nil {
 		if err := cfg.afterFork(); err != nil {
 			return fail(err)
@@ -246,7 +260,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 			return fail(fmt.Errorf("process.execCPUAffinity.initial: %w", err))
 		}
 	}
-	if err := nsexec.WriteFrame(conn, boot); err != nil {
+	if err := nsexec.WriteFrame(conn, bootCgroup); err != nil {
 		return fail(fmt.Errorf("send bootstrap: %w", err))
 	}
 	pid := 0
@@ -280,17 +294,14 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 			return fail(fmt.Errorf("unexpected %q during namespace setup", m.Type))
 		}
 	}
-	if pid != first {
-		// The constructor forked into the new pid (or time) namespace; its first process exits now.
-		if ws, err := reap(first); err == nil && ws.ExitStatus() != 0 {
-			_ = unix.Kill(pid, unix.SIGKILL)
-			reap(pid)
-			conn.Close()
-			return nil, fmt.Errorf("namespace setup process exited with %s", describeWait(ws))
-		}
-	}
 	trace("got-pid")
 	ch = &child{pid: pid, conn: conn}
+	if pid != first {
+		// The constructor forked into the new pid (or time) namespace, and its first process exits
+		// once it has sent the pid (it has no other way to end): it is reaped later, its exit
+		// taking longer than anything here needs to wait.
+		ch.first = first
+	}
 	if _, start, ok := procStat(pid); ok {
 		ch.start = start
 	}
@@ -332,6 +343,42 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		_ = writeMessage(conn, m)
 	}()
 	return ch, nil
+}
+
+// startContainerProcess starts the runtime binary again, sealed, as the container process, with
+// files as its descriptors and the sync socket at syncFD.
+func startContainerProcess(files []*os.File, syncFD int, dir string) (int, error) {
+	exe, err := sealedexe.Open()
+	if err != nil {
+		return 0, err
+	}
+	defer exe.Close()
+	// One P in the container process: it works sequentially, and its execve must stop every other
+	// thread the Go runtime started (waking each of them, a VM exit apiece on idle CPUs).
+	env := []string{nsexec.EnvSyncFD + "=" + strconv.Itoa(syncFD), "GOMAXPROCS=1"}
+	if traceOn {
+		env = append(env, "BERTH_TRACE=1")
+	}
+	// syscall.ForkExec rather than os.StartProcess: the latter probes for pidfd support on first use
+	// with a throwaway clone, and the runtime tracks the child by pid and start time anyway.
+	childFDs := make([]uintptr, len(files))
+	for i, f := range files {
+		childFDs[i] = f.Fd()
+	}
+	var pid int
+	err = nsexec.WithHostTimerSlack(func() (err error) {
+		pid, err = syscall.ForkExec(exe.Path(), []string{"berth-runtime", "init"}, &syscall.ProcAttr{
+			Env:   env,
+			Dir:   dir,
+			Files: childFDs,
+		})
+		return err
+	})
+	goruntime.KeepAlive(files)
+	if err != nil {
+		return 0, fmt.Errorf("start the container process: %w", err)
+	}
+	return pid, nil
 }
 
 // openAncestor opens (O_PATH) an existing ancestor of the cgroup directory dir and returns the rest

@@ -1,0 +1,100 @@
+package nsexec
+
+// extern int berth_prespawn_pid;
+// extern int berth_prespawn_fd;
+// extern int berth_prespawn_child_fd;
+import "C"
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxSpawnFDs is MAX_SPAWN_FDS in nsexec.c.
+const maxSpawnFDs = 250
+
+// Prespawned is the container process the constructor started ahead, waiting for its descriptors
+// (see nsexec.c).
+type Prespawned struct {
+	Pid  int
+	Conn *os.File
+	// childFD is the number of the process's end of Conn, in the process: its descriptors must all
+	// go below it.
+	childFD int
+}
+
+// taken: the process is handed out once. Only the main goroutine asks.
+var taken bool
+
+// TakePrespawned returns the process started ahead, or nil if there is none (not root, not a
+// command that starts one, or BERTH_NO_PRESPAWN set) or it was taken already.
+func TakePrespawned() *Prespawned {
+	if taken || C.berth_prespawn_pid <= 0 {
+		return nil
+	}
+	taken = true
+	return &Prespawned{
+		Pid:     int(C.berth_prespawn_pid),
+		Conn:    os.NewFile(uintptr(C.berth_prespawn_fd), "prespawn"),
+		childFD: int(C.berth_prespawn_child_fd),
+	}
+}
+
+// DiscardPrespawned ends the process started ahead if nothing took it.
+func DiscardPrespawned() {
+	if p := TakePrespawned(); p != nil {
+		p.Discard()
+	}
+}
+
+// Discard ends the process: closing the socket makes it exit. It is reaped here.
+func (p *Prespawned) Discard() {
+	p.Conn.Close()
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(p.Pid, &ws, 0, nil); err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// Fits reports whether the process can be given n descriptors and start in dir.
+func (p *Prespawned) Fits(n int, dir string) bool {
+	return n < p.childFD && n <= maxSpawnFDs && len(dir) < 4096 && !strings.ContainsAny(dir, "\n\x00")
+}
+
+// Send gives the process its descriptors, placed at 0, 1, 2, ... in order with position hole left
+// empty (where the sync socket would be), and its working directory.
+func (p *Prespawned) Send(files []*os.File, hole int, dir string) error {
+	if !p.Fits(len(files), dir) {
+		return fmt.Errorf("prespawned process cannot take %d descriptors and directory %q", len(files), dir)
+	}
+	fds := make([]int, 0, len(files))
+	for i, f := range files {
+		if i != hole {
+			fds = append(fds, int(f.Fd()))
+		}
+	}
+	body := "hole " + strconv.Itoa(hole) + "\n"
+	if dir != "" {
+		body += "dir " + dir + "\n"
+	}
+	frame := make([]byte, 4+len(body))
+	binary.LittleEndian.PutUint32(frame, uint32(len(body)))
+	copy(frame[4:], body)
+	n, err := unix.SendmsgN(int(p.Conn.Fd()), frame, unix.UnixRights(fds...), nil, unix.MSG_NOSIGNAL)
+	runtime.KeepAlive(files)
+	if err != nil {
+		return fmt.Errorf("send descriptors to the container process: %w", err)
+	}
+	if n != len(frame) {
+		return fmt.Errorf("send descriptors to the container process: short write (%d of %d bytes)", n, len(frame))
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+package runtime_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// subreaperEnv makes the test binary run its arguments as a child subreaper (see subreap).
+const subreaperEnv = "BERTH_TEST_SUBREAPER"
+
+// subreap runs args with this process as their child subreaper, then prints how many other
+// processes it had to reap: the orphans the command left behind.
+func subreap(args []string) int {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "subreaper:", err)
+		return 1
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	_ = cmd.Run()
+	orphans := 0
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if pid > 0 {
+			orphans++
+			continue
+		}
+		if err == unix.ECHILD || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Println(orphans)
+	return 0
+}
+
+// TestStartedAhead: the container process that the constructor starts ahead of the runtime half
+// (nsexec.c, "prespawn") and the one the runtime half starts itself (BERTH_NO_PRESPAWN=1, and
+// every rootless start) get the same descriptors, directory and namespaces; and a process started
+// ahead that an error leaves unused does not outlive the command.
+func TestStartedAhead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	preserved, err := os.CreateTemp(t.TempDir(), "preserved-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer preserved.Close()
+	if _, err := preserved.WriteString("kept\n"); err != nil {
+		t.Fatal(err)
+	}
+	script := "cat /proc/self/fd/3; ls /proc/self/fd | tr '\\n' ' '; echo; pwd; readlink /proc/self/ns/net; readlink /proc/1/exe"
+	b := e.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) { s.Process.Cwd = "/tmp" })
+	outputs := map[string]string{}
+	for _, mode := range []string{"ahead", "here"} {
+		if _, err := preserved.Seek(0, 0); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(e.bin, "--root", e.root, "run", "--preserve-fds", "1", "--bundle", b, randomID("ahead"))
+		cmd.ExtraFiles = []*os.File{preserved}
+		cmd.Env = os.Environ()
+		if mode == "here" {
+			cmd.Env = append(cmd.Env, "BERTH_NO_PRESPAWN=1")
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: run: %v: %s", mode, err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		// 0-2, the preserved 3, and ls's own descriptor of the directory it lists.
+		if len(lines) < 4 || lines[0] != "kept" || lines[1] != "0 1 2 3 4 " || lines[2] != "/tmp" {
+			t.Fatalf("%s: want the preserved file, descriptors 0-4 and /tmp, got:\n%s", mode, out)
+		}
+		host, _ := os.Readlink("/proc/self/ns/net")
+		if strings.Contains(string(out), host) {
+			t.Fatalf("%s: the container shares the host's network namespace:\n%s", mode, out)
+		}
+		// The namespace inode differs between runs; what the container sees otherwise must not.
+		outputs[mode] = strings.Join(lines[:3], "\n") + "\n" + lines[len(lines)-1]
+	}
+	if outputs["ahead"] != outputs["here"] {
+		t.Fatalf("started ahead:\n%s\nstarted by the runtime half:\n%s", outputs["ahead"], outputs["here"])
+	}
+
+	// An error before the process is needed: the command reaps it before it exits.
+	bad := e.bundle([]string{"true"}, func(s *specs.Spec) { s.Process.Cwd = "relative" })
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"run", "--bundle", bad, randomID("ahead")},
+		{"create", "--bundle", bad, randomID("ahead")},
+		{"exec", "nosuch", "true"},
+	} {
+		cmd := exec.Command(self, append([]string{e.bin, "--root", e.root}, args...)...)
+		cmd.Env = append(os.Environ(), subreaperEnv+"=1")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		fields := strings.Fields(string(out))
+		if n, err := strconv.Atoi(fields[len(fields)-1]); err != nil || n != 0 {
+			t.Fatalf("%v left %s processes behind (output %q)", args, fields[len(fields)-1], out)
+		}
+	}
+}
