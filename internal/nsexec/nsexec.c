@@ -294,6 +294,44 @@ static int read_cgroup_frame(void)
 	return fd;
 }
 
+// In the process that goes on into Go, a seqpacket socket on which the process that forked it sends a
+// descriptor of the network namespace it made for it, or the error that kept it from making one
+// (-1: no namespace to wait for). The Go side enters it first thing (internal/runtime).
+int berth_late_netns_sock = -1;
+
+// hand_over_netns makes a new network namespace and sends the forked process a descriptor of it.
+static void hand_over_netns(int sock)
+{
+	char msg[256] = "ok";
+	int ns = -1;
+	if (unshare(CLONE_NEWNET) < 0)
+		snprintf(msg, sizeof(msg), "unshare network namespace: %s", strerror(errno));
+	else if ((ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
+		snprintf(msg, sizeof(msg), "open the new network namespace: %s", strerror(errno));
+	ctrace("net-unshared");
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = {.iov_base = msg, .iov_len = strlen(msg)};
+	struct msghdr m;
+	memset(&m, 0, sizeof(m));
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	if (ns >= 0) {
+		m.msg_control = control.buf;
+		m.msg_controllen = sizeof(control.buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &ns, sizeof(int));
+	}
+	// If this fails the process never gets a namespace: it reads EOF once this process exits.
+	while (sendmsg(sock, &m, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
 // In the runtime half, the process started ahead, and the runtime's end of its socket (-1: none); and
 // the number of the process's end in the process.
 int berth_prespawn_pid = -1;
@@ -615,6 +653,14 @@ __attribute__((constructor)) static void berth_nsexec(void)
 			     strerror(errno));
 	}
 	int rest = unshare_flags & ~CLONE_NEWUSER;
+	// A new network namespace takes most of a millisecond to make here. Unless it must belong to a
+	// new user namespace, this process makes it after forking the process that goes on into Go,
+	// while that one starts its runtime, and hands it over (see berth_late_netns_sock).
+	int late_net = (rest & CLONE_NEWNET) && !(unshare_flags & CLONE_NEWUSER);
+	if (late_net) {
+		rest &= ~CLONE_NEWNET;
+		forks = 1;
+	}
 	if (rest != 0 && unshare(rest) < 0)
 		fail("unshare namespaces 0x%x: %s", rest, strerror(errno));
 	if (rest & (CLONE_NEWPID | CLONE_NEWTIME))
@@ -639,6 +685,9 @@ __attribute__((constructor)) static void berth_nsexec(void)
 	int gate[2];
 	if (pipe2(gate, O_CLOEXEC) < 0)
 		fail("pipe: %s", strerror(errno));
+	int netsock[2] = {-1, -1};
+	if (late_net && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, netsock) < 0)
+		fail("socketpair: %s", strerror(errno));
 	long child;
 	if (cgfd >= 0) {
 		struct berth_clone_args args;
@@ -660,6 +709,10 @@ __attribute__((constructor)) static void berth_nsexec(void)
 		close(gate[1]);
 		if (cgfd >= 0)
 			close(cgfd);
+		if (late_net) {
+			close(netsock[0]);
+			berth_late_netns_sock = netsock[1];
+		}
 		while (read(gate[0], &c, 1) < 0 && errno == EINTR)
 			;
 		close(gate[0]);
@@ -669,5 +722,8 @@ __attribute__((constructor)) static void berth_nsexec(void)
 	ctrace("forked");
 	snprintf(body, sizeof(body), "{\"type\":\"pid\",\"pid\":%ld}", child);
 	send_frame(body);
+	close(gate[1]);
+	if (late_net)
+		hand_over_netns(netsock[0]);
 	_exit(0);
 }

@@ -42,6 +42,9 @@ func ContainerMain() {
 
 func containerInit(conn *os.File) error {
 	trace("init-go-main")
+	if err := nsexec.EnterLateNetNS(); err != nil {
+		return err
+	}
 	body, err := nsexec.ReadFrame(conn)
 	if err != nil {
 		return fmt.Errorf("read init config: %w", err)

@@ -59,7 +59,9 @@ func TestStartedAhead(t *testing.T) {
 	if _, err := preserved.WriteString("kept\n"); err != nil {
 		t.Fatal(err)
 	}
-	script := "cat /proc/self/fd/3; ls /proc/self/fd | tr '\\n' ' '; echo; pwd; readlink /proc/self/ns/net; readlink /proc/1/exe"
+	// The network namespace is made while the container half starts (nsexec.c, late_net): sysfs,
+	// mounted after, must show its devices only.
+	script := "cat /proc/self/fd/3; ls /proc/self/fd | tr '\\n' ' '; echo; pwd; ls /sys/class/net; readlink /proc/self/ns/net; readlink /proc/1/exe"
 	b := e.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) { s.Process.Cwd = "/tmp" })
 	outputs := map[string]string{}
 	for _, mode := range []string{"ahead", "here"} {
@@ -78,15 +80,15 @@ func TestStartedAhead(t *testing.T) {
 		}
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		// 0-2, the preserved 3, and ls's own descriptor of the directory it lists.
-		if len(lines) < 4 || lines[0] != "kept" || lines[1] != "0 1 2 3 4 " || lines[2] != "/tmp" {
-			t.Fatalf("%s: want the preserved file, descriptors 0-4 and /tmp, got:\n%s", mode, out)
+		if len(lines) != 6 || lines[0] != "kept" || lines[1] != "0 1 2 3 4 " || lines[2] != "/tmp" || lines[3] != "lo" {
+			t.Fatalf("%s: want the preserved file, descriptors 0-4, /tmp and only lo in sysfs, got:\n%s", mode, out)
 		}
 		host, _ := os.Readlink("/proc/self/ns/net")
 		if strings.Contains(string(out), host) {
 			t.Fatalf("%s: the container shares the host's network namespace:\n%s", mode, out)
 		}
 		// The namespace inode differs between runs; what the container sees otherwise must not.
-		outputs[mode] = strings.Join(lines[:3], "\n") + "\n" + lines[len(lines)-1]
+		outputs[mode] = strings.Join(lines[:4], "\n") + "\n" + lines[5]
 	}
 	if outputs["ahead"] != outputs["here"] {
 		t.Fatalf("started ahead:\n%s\nstarted by the runtime half:\n%s", outputs["ahead"], outputs["here"])
