@@ -47,6 +47,9 @@ type Container struct {
 	// master is the terminal's master when the runtime created the container attached.
 	master *os.File
 	spec   *specs.Spec // decoded from rec.Spec on first use
+	// recordPending: the record that ends the create step is written by Start, while the program
+	// is exec'd (run only: see Run).
+	recordPending bool
 }
 
 // ID returns the container's id.

@@ -34,6 +34,8 @@ type CreateOptions struct {
 	Stdio       [3]*os.File
 	// attach keeps the terminal's master in the runtime (foreground run) when no ConsoleSocket is given.
 	attach bool
+	// run: Start follows at once in this process, which writes the last record then.
+	run bool
 }
 
 // Create creates a container: its process waits in the container's namespaces for Start.
@@ -339,7 +341,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		}
 	}
 	rec.Creating = false
-	if err := writeRecord(dir, rec); err != nil {
+	if o.run {
+		c.recordPending = true
+	} else if err := writeRecord(dir, rec); err != nil {
 		return c, err
 	}
 	if o.PidFile != "" {

@@ -33,7 +33,7 @@ func (r *Runtime) startRelay() *sigrelay.Relay {
 // signals (and the terminal, when the runtime holds it), waits for the init to exit, deletes the
 // container and returns the init's exit status.
 func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, error) {
-	o.attach = !detach
+	o.attach, o.run = !detach, true
 	var rl *sigrelay.Relay
 	if !detach {
 		if rl = r.startRelay(); rl != nil {

@@ -40,11 +40,20 @@ func (c *Container) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	trace("start-fifo-byte")
 	if len(first) == 0 {
 		return fmt.Errorf("container %q was started by another start", c.rec.ID)
 	}
 	// From here the container is running: a second start must fail.
 	_ = os.Remove(path)
+	if c.recordPending {
+		// The create step of a run ends here, its record written while the program is exec'd
+		// rather than before start (a quarter of a millisecond here).
+		if err := writeRecord(c.dir, c.rec); err != nil {
+			return err
+		}
+		c.recordPending = false
+	}
 	rest, err := c.readFifo(ctx, fd, 64<<10)
 	if err != nil {
 		return err
@@ -136,6 +145,7 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 		}
 	}
 	state := c.stateJSON(StatusStopped)
+	trace("delete-begin")
 	if err := c.destroy(ctx); err != nil {
 		return err
 	}

@@ -280,6 +280,7 @@ func (e *execProcess) execute() error {
 		}
 	}
 	nsexec.RestoreHostTimerSlack()
+	trace("init-execve")
 	// syscall.Exec, not unix.Exec: it restores the soft RLIMIT_NOFILE that the Go runtime raised for
 	// itself, so that the container does not inherit it.
 	err := syscall.Exec(e.path, p.Args, e.env)

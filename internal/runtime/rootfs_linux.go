@@ -451,12 +451,14 @@ func (b *rootfsBuilder) mountCgroup(m specs.Mount, opts *mount.Options) error {
 		case b.cfg.CgroupNS:
 			err = doMount("cgroup", target, "cgroup", flags, key)
 		default:
-			err = doMount(hostDir, target, "", unix.MS_BIND|unix.MS_REC, "")
-			if err == nil && flags != 0 {
-				var again *os.File
-				if again, err = pathrs.Open(top, name, unix.O_PATH|unix.O_CLOEXEC); err == nil {
-					err = remountBind(pathrs.ProcPath(again), flags)
-					again.Close()
+			if !bindDetached(hostDir, top, name, flags) {
+				err = doMount(hostDir, target, "", unix.MS_BIND|unix.MS_REC, "")
+				if err == nil && flags != 0 {
+					var again *os.File
+					if again, err = pathrs.Open(top, name, unix.O_PATH|unix.O_CLOEXEC); err == nil {
+						err = remountBind(pathrs.ProcPath(again), flags)
+						again.Close()
+					}
 				}
 			}
 		}
@@ -479,6 +481,50 @@ func (b *rootfsBuilder) mountCgroup(m specs.Mount, opts *mount.Options) error {
 		}
 	}
 	return nil
+}
+
+// bindDetached attaches a recursive clone of src at name below dir (a directory the runtime has
+// just made in a fresh tmpfs) with the mount flags given: the flags are set on the clone while it
+// is detached, so that no remount (and no second lookup of the target) is needed. Eleven such
+// mounts make a container's /sys/fs/cgroup on a hybrid host. It reports false, having attached
+// nothing, where the kernel refuses any step (an atime mode locked by a more privileged
+// namespace, for one): the caller then binds and remounts, which knows how to keep locked flags.
+func bindDetached(src string, dir *os.File, name string, flags uintptr) bool {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(tree)
+	if set, clr := mountAttrs(flags); set != 0 || clr != 0 {
+		attr := &unix.MountAttr{Attr_set: set, Attr_clr: clr}
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+			return false
+		}
+	}
+	return unix.MoveMount(tree, "", int(dir.Fd()), name, unix.MOVE_MOUNT_F_EMPTY_PATH) == nil
+}
+
+// mountAttrs translates the per-mount MS_* flags to mount_setattr's attributes.
+func mountAttrs(flags uintptr) (set, clr uint64) {
+	for ms, attr := range map[uintptr]uint64{
+		unix.MS_RDONLY: unix.MOUNT_ATTR_RDONLY, unix.MS_NOSUID: unix.MOUNT_ATTR_NOSUID,
+		unix.MS_NODEV: unix.MOUNT_ATTR_NODEV, unix.MS_NOEXEC: unix.MOUNT_ATTR_NOEXEC,
+		unix.MS_NODIRATIME: unix.MOUNT_ATTR_NODIRATIME,
+	} {
+		if flags&ms != 0 {
+			set |= attr
+		}
+	}
+	// The atime mode is one field: setting one means clearing the others.
+	switch {
+	case flags&unix.MS_NOATIME != 0:
+		set, clr = set|unix.MOUNT_ATTR_NOATIME, clr|unix.MOUNT_ATTR__ATIME
+	case flags&unix.MS_STRICTATIME != 0:
+		set, clr = set|unix.MOUNT_ATTR_STRICTATIME, clr|unix.MOUNT_ATTR__ATIME
+	case flags&unix.MS_RELATIME != 0:
+		set, clr = set|unix.MOUNT_ATTR_RELATIME, clr|unix.MOUNT_ATTR__ATIME
+	}
+	return set, clr
 }
 
 // mkdirFresh makes and opens the directory name in dir, the root of a tmpfs the runtime has just
