@@ -160,10 +160,17 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		}
 		return nil
 	}
-	prepare := makeCgroups
-	// afterFork runs once the container process is forked, while it execs the runtime binary and
-	// waits for its bootstrap: what needs no descriptor passed at exec is done meanwhile. The
-	// process has nothing to clean up before the bootstrap: it exits when the runtime dies.
+	// prepare runs while the container half starts its Go runtime: the cgroups, and the FIFO it
+	// opens only once it is ready.
+	prepare := func() error {
+		if err := makeCgroups(); err != nil {
+			return err
+		}
+		return makeFIFO()
+	}
+	// afterFork runs once the container process is started, while it enters its namespaces and
+	// before it may fork into its cgroup: the record, and on a pure v2 host the cgroup itself. The
+	// process has nothing to clean up before then: it exits when the runtime dies.
 	var afterFork func() error
 	if r.Rootless {
 		// Unprivileged, the cgroups may not be ours to make: find out before the process is started
@@ -188,18 +195,16 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	} else {
 		v2 := cg.IsV2()
 		if v2 {
-			prepare = nil
+			prepare = makeFIFO
 		}
 		afterFork = func() error {
 			if err := writeFirstRecord(); err != nil {
 				return err
 			}
 			if v2 {
-				if err := makeCgroups(); err != nil {
-					return err
-				}
+				return makeCgroups()
 			}
-			return makeFIFO()
+			return nil
 		}
 	}
 	fifoDir, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

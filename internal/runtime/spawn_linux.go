@@ -313,7 +313,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		return nil, fmt.Errorf("send init config: %w", err)
 	}
 	if cfg.prepare != nil {
-		if err := cfg.prepare(); err != nil {
+		if err := yielding(cfg.prepare); err != nil {
 			ch.kill()
 			return nil, err
 		}
@@ -343,6 +343,22 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		_ = writeMessage(conn, m)
 	}()
 	return ch, nil
+}
+
+// yielding runs f on a thread that the scheduler runs only when a CPU has nothing else to do: the
+// container half starts its Go runtime meanwhile (on these 2-CPU machines the longest step of a
+// start), and f's work is needed only later.
+func yielding(f func() error) error {
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
+	var normal, idle unix.SchedAttr
+	normal.Size, idle.Size = unix.SizeofSchedAttr, unix.SizeofSchedAttr
+	idle.Policy = unix.SCHED_IDLE
+	if unix.SchedSetAttr(0, &idle, 0) != nil {
+		return f()
+	}
+	defer func() { _ = unix.SchedSetAttr(0, &normal, 0) }()
+	return f()
 }
 
 // startContainerProcess starts the runtime binary again, sealed, as the container process, with
