@@ -267,30 +267,76 @@ static void relax_timer_slack(void)
 		berth_timer_slack_relaxed = 1;
 }
 
+// recv_header reads a frame's 4-byte header with recvmsg and returns its length; descriptors that
+// came with it (SCM_RIGHTS) are stored in fds, up to max, and counted in *nfds. EOF exits: the
+// runtime is gone (or, before the first frame of a process started ahead, did not need it).
+static size_t recv_header(int *fds, int max, int *nfds)
+{
+	unsigned char hdr[4];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * MAX_SPAWN_FDS)];
+	} control;
+	struct iovec iov = {.iov_base = hdr, .iov_len = sizeof(hdr)};
+	struct msghdr msg;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = control.buf;
+	msg.msg_controllen = sizeof(control.buf);
+	ssize_t r;
+	do
+		r = recvmsg(sync_fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r != (ssize_t)sizeof(hdr))
+		_exit(r == 0 ? 0 : 1);
+	*nfds = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		int got[MAX_SPAWN_FDS];
+		memcpy(got, CMSG_DATA(c), (size_t)n * sizeof(int));
+		for (int i = 0; i < n; i++) {
+			if (*nfds < max)
+				fds[(*nfds)++] = got[i];
+			else
+				close(got[i]);
+		}
+	}
+	if (msg.msg_flags & MSG_CTRUNC)
+		fail("nsexec: too many descriptors");
+	return (size_t)hdr[0] | ((size_t)hdr[1] << 8) | ((size_t)hdr[2] << 16) | ((size_t)hdr[3] << 24);
+}
+
 // read_cgroup_frame reads the bootstrap's second frame and returns the cgroup v2 directory to fork
-// into, or -1.
+// into, or -1. The frame carries a descriptor of an existing ancestor of it ("cgfd <path below>").
 static int read_cgroup_frame(void)
 {
 	char buf[4200];
-	read_frame(buf, sizeof(buf));
-	if (buf[0] == '\0')
+	int dirfd = -1, nfds = 0;
+	size_t n = recv_header(&dirfd, 1, &nfds);
+	if (n >= sizeof(buf))
+		fail("nsexec: cgroup frame of %zu bytes is too large", n);
+	read_full(buf, n);
+	buf[n] = '\0';
+	if (buf[0] == '\0') {
+		if (nfds > 0)
+			close(dirfd);
 		return -1;
+	}
 	char *nl = strchr(buf, '\n');
 	if (nl != NULL)
 		*nl = '\0';
-	char *rel;
-	if (strncmp(buf, "cgfd ", 5) != 0)
-		fail("nsexec: unknown bootstrap line %s", buf);
-	long dirfd = strtol(buf + 5, &rel, 10);
-	if (*rel != ' ' || rel[1] == '\0' || dirfd < 0 || dirfd > 1 << 20)
-		fail("nsexec: malformed line %s", buf);
-	rel++;
+	if (strncmp(buf, "cgfd ", 5) != 0 || buf[5] == '\0' || nfds != 1)
+		fail("nsexec: malformed cgroup frame %s", buf);
+	const char *rel = buf + 5;
 	// Relative to a descriptor of the host's cgroupfs: the mount namespace entered meanwhile does
 	// not change what it reaches.
-	int fd = openat((int)dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		fail("open cgroup %s: %s", rel, strerror(errno));
-	close((int)dirfd);
+	close(dirfd);
 	return fd;
 }
 
@@ -472,38 +518,8 @@ static void prespawn(void)
 // receive_spawn takes the descriptors and working directory of a prespawned process.
 static void receive_spawn(void)
 {
-	unsigned char hdr[4];
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * MAX_SPAWN_FDS)];
-	} control;
-	struct iovec iov = {.iov_base = hdr, .iov_len = sizeof(hdr)};
-	struct msghdr msg;
-	memset(&msg, 0, sizeof(msg));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = control.buf;
-	msg.msg_controllen = sizeof(control.buf);
-	ssize_t r;
-	do
-		r = recvmsg(sync_fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
-	while (r < 0 && errno == EINTR);
-	// EOF: the runtime half did not need this process.
-	if (r != (ssize_t)sizeof(hdr))
-		_exit(0);
-	if (msg.msg_flags & MSG_CTRUNC)
-		fail("nsexec: too many descriptors");
 	int fds[MAX_SPAWN_FDS], nfds = 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		if (nfds + (int)n > MAX_SPAWN_FDS)
-			fail("nsexec: too many descriptors");
-		memcpy(fds + nfds, CMSG_DATA(c), n * sizeof(int));
-		nfds += (int)n;
-	}
-	size_t n = (size_t)hdr[0] | ((size_t)hdr[1] << 8) | ((size_t)hdr[2] << 16) | ((size_t)hdr[3] << 24);
+	size_t n = recv_header(fds, MAX_SPAWN_FDS, &nfds);
 	static char body[8192];
 	if (n >= sizeof(body))
 		fail("nsexec: spawn message of %zu bytes is too large", n);

@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,10 +31,10 @@ type Join struct {
 
 // Bootstrap is what the constructor needs to place the process in its namespaces.
 type Bootstrap struct {
-	// CgroupFD, if positive, is the descriptor (in the child) of a directory, and CgroupPath the
-	// path below it (maybe "."), of a cgroup v2 directory to fork into. The directory need only
-	// exist once the bootstrap is sent.
-	CgroupFD    int
+	// CgroupDir, if set, is a directory, and CgroupPath the path below it (maybe "."), of a
+	// cgroup v2 directory to fork into. The directory need only exist once the bootstrap's second
+	// frame is sent, which carries CgroupDir (SCM_RIGHTS).
+	CgroupDir   *os.File
 	CgroupPath  string
 	Joins       []Join
 	Unshare     uintptr // CLONE_NEW* flags
@@ -65,14 +67,14 @@ func CloneFlag(t specs.LinuxNamespaceType) (uintptr, bool) {
 func ProcName(t specs.LinuxNamespaceType) string { return cloneFlag[t].name }
 
 // Encode renders the bootstrap's two frames: the namespaces, sent as soon as the process is
-// started, and the cgroup to fork into, sent once it exists (the process enters its namespaces
-// meanwhile).
+// started, and the cgroup to fork into, sent with CgroupDir once it exists (the process enters its
+// namespaces meanwhile).
 func (b Bootstrap) Encode() (namespaces, cgroup []byte, err error) {
-	if b.CgroupFD > 0 {
+	if b.CgroupDir != nil {
 		if b.CgroupPath == "" || strings.ContainsAny(b.CgroupPath, "\n\x00") {
 			return nil, nil, fmt.Errorf("cgroup path %q is empty or contains a newline or NUL", b.CgroupPath)
 		}
-		cgroup = []byte("cgfd " + strconv.Itoa(b.CgroupFD) + " " + b.CgroupPath + "\n")
+		cgroup = []byte("cgfd " + b.CgroupPath + "\n")
 	}
 	var sb strings.Builder
 	for _, j := range b.Joins {
@@ -133,4 +135,96 @@ func ReadFrame(r io.Reader) ([]byte, error) {
 		return nil, err
 	}
 	return body, nil
+}
+
+// MaxFrameFDs is how many descriptors one frame can carry (the kernel's SCM_MAX_FD is 253).
+const MaxFrameFDs = 250
+
+// WriteFrameFDs writes one frame with files attached to its first bytes (SCM_RIGHTS).
+func WriteFrameFDs(conn *os.File, body []byte, files []*os.File) error {
+	if len(files) == 0 {
+		return WriteFrame(conn, body)
+	}
+	if len(files) > MaxFrameFDs {
+		return fmt.Errorf("%d descriptors to pass to the container process: at most %d fit in one message", len(files), MaxFrameFDs)
+	}
+	if len(body) > maxFrame {
+		return fmt.Errorf("frame of %d bytes is too large", len(body))
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	buf := make([]byte, 4+len(body))
+	binary.LittleEndian.PutUint32(buf, uint32(len(body)))
+	copy(buf[4:], body)
+	n, err := unix.SendmsgN(int(conn.Fd()), buf, unix.UnixRights(fds...), nil, unix.MSG_NOSIGNAL)
+	runtime.KeepAlive(files)
+	if err != nil {
+		return err
+	}
+	if n < len(buf) {
+		// A stream socket may take a large frame in pieces; the descriptors went with the first.
+		_, err = conn.Write(buf[n:])
+	}
+	return err
+}
+
+// ReadFrameFDs reads one frame and the descriptors attached to it, which are close-on-exec.
+// io.EOF means the peer closed the socket between frames.
+func ReadFrameFDs(conn *os.File) ([]byte, []int, error) {
+	var hdr [4]byte
+	oob := make([]byte, unix.CmsgSpace(4*MaxFrameFDs))
+	var n, oobn, flags int
+	var err error
+	for {
+		n, oobn, flags, _, err = unix.Recvmsg(int(conn.Fd()), hdr[:], oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_WAITALL)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var fds []int
+	if oobn > 0 {
+		msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
+		if perr == nil {
+			for _, m := range msgs {
+				if rights, err := unix.ParseUnixRights(&m); err == nil {
+					fds = append(fds, rights...)
+				}
+			}
+		}
+	}
+	closeAll := func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+	if flags&unix.MSG_CTRUNC != 0 {
+		closeAll()
+		return nil, nil, fmt.Errorf("descriptors lost: more than %d were sent", MaxFrameFDs)
+	}
+	if n == 0 {
+		closeAll()
+		return nil, nil, io.EOF
+	}
+	if n < 4 {
+		if _, err := io.ReadFull(conn, hdr[n:]); err != nil {
+			closeAll()
+			return nil, nil, io.ErrUnexpectedEOF
+		}
+	}
+	size := binary.LittleEndian.Uint32(hdr[:])
+	if size > maxFrame {
+		closeAll()
+		return nil, nil, fmt.Errorf("frame of %d bytes is too large", size)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(conn, body); err != nil {
+		closeAll()
+		return nil, nil, io.ErrUnexpectedEOF
+	}
+	return body, fds, nil
 }

@@ -45,12 +45,15 @@ func containerInit(conn *os.File) error {
 	if err := nsexec.EnterLateNetNS(); err != nil {
 		return err
 	}
-	body, err := nsexec.ReadFrame(conn)
+	body, fds, err := nsexec.ReadFrameFDs(conn)
 	if err != nil {
 		return fmt.Errorf("read init config: %w", err)
 	}
 	cfg, err := decodeInitConfig(body)
 	if err != nil {
+		return err
+	}
+	if err := cfg.resolveFDs(fds); err != nil {
 		return err
 	}
 	// Nothing the runtime passed beyond the preserved descriptors may reach the container's program.
@@ -98,6 +101,34 @@ func containerInit(conn *os.File) error {
 		return initExec(conn, cfg, warn, debug)
 	}
 	return fmt.Errorf("unknown init mode %q", cfg.Mode)
+}
+
+// resolveFDs turns the config's descriptor indices into the descriptors that came with it.
+func (cfg *initConfig) resolveFDs(fds []int) error {
+	var bad error
+	at := func(field string, i int) int {
+		if i < 0 {
+			return -1
+		}
+		if i >= len(fds) {
+			bad = fmt.Errorf("init config: %s names descriptor %d of the %d passed", field, i, len(fds))
+			return -1
+		}
+		return fds[i]
+	}
+	cfg.ConsoleFD = at("consoleFD", cfg.ConsoleFD)
+	cfg.FifoDirFD = at("fifoDirFD", cfg.FifoDirFD)
+	cfg.SeccompFD = at("seccompFD", cfg.SeccompFD)
+	for k, v := range cfg.SourceFDs {
+		cfg.SourceFDs[k] = at("sourceFDs", v)
+	}
+	for k, v := range cfg.IDMapFDs {
+		cfg.IDMapFDs[k] = at("idmapFDs", v)
+	}
+	for i := range cfg.CgroupTasks {
+		cfg.CgroupTasks[i].FD = at("cgroupTasks", cfg.CgroupTasks[i].FD)
+	}
+	return bad
 }
 
 func fdFile(fd int, name string) *os.File {

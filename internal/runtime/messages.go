@@ -42,7 +42,8 @@ const (
 )
 
 // initConfig is everything the container half needs, sent once the process is in its namespaces.
-// Descriptor numbers are as the container process sees them; -1 means none.
+// The *FD fields are indices in the descriptors sent with it (SCM_RIGHTS) until the container half
+// resolves them into its own descriptor numbers; -1 means none.
 type initConfig struct {
 	Mode          string            `json:"mode"`
 	Spec          json.RawMessage   `json:"spec,omitempty"`    // init: config.json as validated

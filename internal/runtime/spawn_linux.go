@@ -31,8 +31,8 @@ type spawnConfig struct {
 	dir string
 	// preserve passes the runtime's descriptors 3..3+preserve-1 through unchanged.
 	preserve int
-	// extra are passed after the sync socket; the init config refers to them by number, so
-	// spawn fills the *FD fields through the callback.
+	// extra are passed with the init config; the config refers to them by index in the
+	// descriptors that come with it, so spawn fills the *FD fields through the callback.
 	extra   []*os.File
 	setFDs  func(first int)
 	cgroups *cgroups.Manager
@@ -160,9 +160,12 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	//  - the v2 hierarchy: the constructor forks straight into it (clone3 CLONE_INTO_CGROUP).
 	//  - in a user namespace, whose root may not write the host's cgroup files: the runtime writes
 	//    the pid into every cgroup.procs, while the container half starts.
+	// extras go to the container half with its init config (SCM_RIGHTS); the config names them by
+	// index: the tasks files' directories first, then cfg.extra.
+	var extras []*os.File
 	var rest []string
 	var v2Dir string
-	cfg.boot.CgroupFD = -1
+	cfg.boot.CgroupDir = nil
 	cfg.init.CgroupTasks = nil
 	if cfg.cgroups != nil {
 		seen := map[string]bool{}
@@ -185,8 +188,8 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 					return nil, err
 				}
 				defer f.Close()
-				cfg.init.CgroupTasks = append(cfg.init.CgroupTasks, cgroupTask{FD: len(files), Path: filepath.Join(rel, "tasks")})
-				files = append(files, f)
+				cfg.init.CgroupTasks = append(cfg.init.CgroupTasks, cgroupTask{FD: len(extras), Path: filepath.Join(rel, "tasks")})
+				extras = append(extras, f)
 			default:
 				// The constructor forks straight into it: it must exist when the bootstrap is sent
 				// (it is made below, after afterFork), and the constructor opens it below an
@@ -198,16 +201,19 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 					return nil, err
 				}
 				defer d.Close()
-				cfg.boot.CgroupFD, cfg.boot.CgroupPath = len(files), rel
-				files = append(files, d)
+				cfg.boot.CgroupDir, cfg.boot.CgroupPath = d, rel
 			}
 		}
 		sort.Strings(rest)
 	}
 	if cfg.setFDs != nil {
-		cfg.setFDs(len(files))
+		cfg.setFDs(len(extras))
 	}
-	files = append(files, cfg.extra...)
+	extras = append(extras, cfg.extra...)
+	if len(extras) > nsexec.MaxFrameFDs {
+		abandon()
+		return nil, fmt.Errorf("%d descriptors to pass to the container process (bind mount sources, cgroups, sockets): at most %d can be", len(extras), nsexec.MaxFrameFDs)
+	}
 	cfg.init.PreserveFDs = cfg.preserve
 
 	bootNS, bootCgroup, err := cfg.boot.Encode()
@@ -260,7 +266,11 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 			return fail(fmt.Errorf("process.execCPUAffinity.initial: %w", err))
 		}
 	}
-	if err := nsexec.WriteFrame(conn, bootCgroup); err != nil {
+	var cgroupDir []*os.File
+	if cfg.boot.CgroupDir != nil {
+		cgroupDir = []*os.File{cfg.boot.CgroupDir}
+	}
+	if err := nsexec.WriteFrameFDs(conn, bootCgroup, cgroupDir); err != nil {
 		return fail(fmt.Errorf("send bootstrap: %w", err))
 	}
 	pid := 0
@@ -308,7 +318,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	if cfg.beforeInit != nil {
 		cfg.beforeInit(ch.pid, ch.start)
 	}
-	if err := nsexec.WriteFrame(conn, encodeInitConfig(cfg.init)); err != nil {
+	if err := nsexec.WriteFrameFDs(conn, encodeInitConfig(cfg.init), extras); err != nil {
 		ch.kill()
 		return nil, fmt.Errorf("send init config: %w", err)
 	}
