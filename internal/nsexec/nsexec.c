@@ -382,18 +382,88 @@ static void hand_over_netns(int sock)
 		;
 }
 
+void berth_early_exec(int sock, const char *root, const char *id, int preserve); // early.c
+
 // In the runtime half, the process started ahead, and the runtime's end of its socket (-1: none); and
 // the number of the process's end in the process.
 int berth_prespawn_pid = -1;
 int berth_prespawn_fd = -1;
 int berth_prespawn_child_fd = -1;
 
-// starts_container reports whether this process's command line is create, run or exec. Global
-// options may come first, as runc spells them; anything unexpected only means no process starts
-// ahead (or one starts that the runtime half then discards).
-static int starts_container(void)
+// cmdline is what the constructor reads of the runtime half's command line.
+struct cmdline {
+	char cmd[16];
+	char root[4096];
+	// exec only: the container, the --preserve-fds count, and whether every option was understood.
+	char id[1100];
+	int preserve;
+	int exec_ok;
+};
+
+static int one_of(const char *name, const char *const *names)
 {
-	static char buf[8192];
+	for (; *names != NULL; names++)
+		if (strcmp(name, *names) == 0)
+			return 1;
+	return 0;
+}
+
+// parse_exec reads exec's options (as cmd/berth-runtime/exec.go defines them) up to the container id.
+static void parse_exec(char *arg, char *end, struct cmdline *c)
+{
+	static const char *const with_value[] = {"console-socket", "pid-file", "preserve-fds", "process", "p", "cwd",
+						 "user", "u", "apparmor", "process-label", "env", "e", "cap", "c",
+						 "additional-gids", "g", NULL};
+	static const char *const booleans[] = {"tty", "t", "detach", "d", "no-new-privs", "ignore-paused", NULL};
+	while (arg < end && arg[0] == '-') {
+		if (strcmp(arg, "--") == 0) {
+			arg += strlen(arg) + 1;
+			break;
+		}
+		char name[64];
+		const char *n = arg + (arg[1] == '-' ? 2 : 1);
+		const char *eq = strchr(n, '=');
+		size_t len = eq != NULL ? (size_t)(eq - n) : strlen(n);
+		if (len >= sizeof(name))
+			return;
+		memcpy(name, n, len);
+		name[len] = '\0';
+		const char *value = NULL;
+		arg += strlen(arg) + 1;
+		if (one_of(name, with_value)) {
+			if (eq != NULL) {
+				value = eq + 1;
+			} else {
+				if (arg >= end)
+					return;
+				value = arg;
+				arg += strlen(arg) + 1;
+			}
+		} else if (!one_of(name, booleans)) {
+			return;
+		}
+		if (strcmp(name, "preserve-fds") == 0) {
+			char *e;
+			long v = strtol(value, &e, 10);
+			if (*value == '\0' || *e != '\0' || v < 0 || v > 60)
+				return;
+			c->preserve = (int)v;
+		}
+	}
+	if (arg >= end || strlen(arg) >= sizeof(c->id))
+		return;
+	strcpy(c->id, arg);
+	c->exec_ok = 1;
+}
+
+// parse_cmdline reads the command (and for exec its arguments). Global options may come first, as
+// runc spells them; anything unexpected only means no process starts ahead (or one starts that the
+// runtime half then discards).
+static int parse_cmdline(struct cmdline *c)
+{
+	static char buf[16384];
+	memset(c, 0, sizeof(*c));
+	strcpy(c->root, "/run/berth-runtime");
 	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
@@ -411,14 +481,25 @@ static int starts_container(void)
 		if (arg[0] != '-')
 			break;
 		const char *name = arg + (arg[1] == '-' ? 2 : 1);
+		int is_root = strncmp(name, "root", 4) == 0 && (name[4] == '\0' || name[4] == '=');
 		int takes_value = strchr(name, '=') == NULL &&
 				  (strcmp(name, "root") == 0 || strcmp(name, "log") == 0 || strcmp(name, "log-format") == 0 ||
 				   strcmp(name, "rootless") == 0 || strcmp(name, "criu") == 0);
+		const char *value = is_root && name[4] == '=' ? name + 5 : NULL;
 		arg += strlen(arg) + 1;
-		if (takes_value && arg < end)
+		if (takes_value && arg < end) {
+			value = arg;
 			arg += strlen(arg) + 1;
+		}
+		if (is_root && value != NULL && strlen(value) < sizeof(c->root))
+			strcpy(c->root, value);
 	}
-	return arg < end && (strcmp(arg, "create") == 0 || strcmp(arg, "run") == 0 || strcmp(arg, "exec") == 0);
+	if (arg >= end || strlen(arg) >= sizeof(c->cmd))
+		return 0;
+	strcpy(c->cmd, arg);
+	if (strcmp(c->cmd, "exec") == 0)
+		parse_exec(arg + strlen(arg) + 1, end, c);
+	return strcmp(c->cmd, "create") == 0 || strcmp(c->cmd, "run") == 0 || strcmp(c->cmd, "exec") == 0;
 }
 
 // sealed_exe opens this binary through a read-only clone of its directory's mount, detached from
@@ -459,7 +540,8 @@ static int sealed_exe(void)
 // runtime half to start it itself.
 static void prespawn(void)
 {
-	if (geteuid() != 0 || getenv("BERTH_NO_PRESPAWN") != NULL || !starts_container())
+	static struct cmdline cl;
+	if (geteuid() != 0 || getenv("BERTH_NO_PRESPAWN") != NULL || !parse_cmdline(&cl))
 		return;
 	int exe = sealed_exe();
 	if (exe < 0)
@@ -513,6 +595,8 @@ static void prespawn(void)
 	berth_prespawn_pid = (int)pid;
 	berth_prespawn_fd = ours;
 	berth_prespawn_child_fd = theirs;
+	if (cl.exec_ok && getenv("BERTH_NO_EARLY_EXEC") == NULL)
+		berth_early_exec(ours, cl.root, cl.id, cl.preserve);
 }
 
 // receive_spawn takes the descriptors and working directory of a prespawned process.

@@ -3,6 +3,12 @@ package nsexec
 // extern int berth_prespawn_pid;
 // extern int berth_prespawn_fd;
 // extern int berth_prespawn_child_fd;
+// extern int berth_early;
+// extern char berth_early_ns[8192];
+// extern char berth_early_cgroup[4096];
+// extern int berth_early_preserve;
+// extern int berth_early_pid;
+// extern unsigned long long berth_early_pidstart;
 import "C"
 
 import (
@@ -27,6 +33,23 @@ type Prespawned struct {
 	// childFD is the number of the process's end of Conn, in the process: its descriptors must all
 	// go below it.
 	childFD int
+	// Early, for exec, is what the constructor already sent the process (early.c): it has joined
+	// the container and forked, and waits for its pid frame to be read. Broken: sending failed
+	// midway, and the process can only be discarded.
+	Early  *EarlyExec
+	Broken bool
+}
+
+// EarlyExec is what the constructor sent a process started ahead for exec: its first frames
+// (stdio and Preserve descriptors; the bootstrap's namespaces, NS; the cgroup v2 directory,
+// Cgroup, "" if none), read from the state of the container whose init is Pid, started at
+// PidStart.
+type EarlyExec struct {
+	NS       string
+	Cgroup   string
+	Preserve int
+	Pid      int
+	PidStart uint64
 }
 
 // taken: the process is handed out once. Only the main goroutine asks.
@@ -39,11 +62,24 @@ func TakePrespawned() *Prespawned {
 		return nil
 	}
 	taken = true
-	return &Prespawned{
+	p := &Prespawned{
 		Pid:     int(C.berth_prespawn_pid),
 		Conn:    os.NewFile(uintptr(C.berth_prespawn_fd), "prespawn"),
 		childFD: int(C.berth_prespawn_child_fd),
 	}
+	switch C.berth_early {
+	case 1:
+		p.Early = &EarlyExec{
+			NS:       C.GoString(&C.berth_early_ns[0]),
+			Cgroup:   C.GoString(&C.berth_early_cgroup[0]),
+			Preserve: int(C.berth_early_preserve),
+			Pid:      int(C.berth_early_pid),
+			PidStart: uint64(C.berth_early_pidstart),
+		}
+	case -1:
+		p.Broken = true
+	}
+	return p
 }
 
 // DiscardPrespawned ends the process started ahead if nothing took it.
@@ -53,12 +89,47 @@ func DiscardPrespawned() {
 	}
 }
 
-// Discard ends the process: closing the socket makes it exit. It is reaped here.
+// Discard ends the process: closing the socket makes it exit. It is reaped here. A process that
+// joined a container early has forked there: that fork is killed and reaped too.
 func (p *Prespawned) Discard() {
+	if p.Early != nil {
+		if pid := p.forkedPid(); pid > 0 {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			wait(pid)
+		}
+	}
 	p.Conn.Close()
+	wait(p.Pid)
+}
+
+// forkedPid reads the frames the process sends until the pid of its fork (0 if none comes).
+func (p *Prespawned) forkedPid() int {
+	for {
+		body, err := ReadFrame(p.Conn)
+		if err != nil {
+			return 0
+		}
+		// {"type":"pid","pid":N} (nsexec.c); an error frame ends it.
+		s := string(body)
+		i := strings.Index(s, `"pid":`)
+		if !strings.Contains(s, `"type":"pid"`) || i < 0 {
+			if strings.Contains(s, `"type":"error"`) {
+				return 0
+			}
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimRight(s[i+len(`"pid":`):], "}"))
+		if err != nil {
+			return 0
+		}
+		return n
+	}
+}
+
+func wait(pid int) {
 	var ws unix.WaitStatus
 	for {
-		if _, err := unix.Wait4(p.Pid, &ws, 0, nil); err != unix.EINTR {
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
 			return
 		}
 	}

@@ -98,6 +98,7 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 		boot: boot, init: initCfg, stdio: stdio, preserve: o.PreserveFDs, extra: extra, cgroups: c.cgroups(),
 		userns:      hasNamespace(c.rec.Namespaces, specs.UserNamespace),
 		initialCPUs: initial,
+		joinPid:     c.rec.Pid, joinStart: c.rec.PidStart,
 		setFDs: func(first int) {
 			if consoleIdx >= 0 {
 				initCfg.ConsoleFD = first + consoleIdx

@@ -94,7 +94,52 @@ func TestStartedAhead(t *testing.T) {
 		t.Fatalf("started ahead:\n%s\nstarted by the runtime half:\n%s", outputs["ahead"], outputs["here"])
 	}
 
-	// An error before the process is needed: the command reaps it before it exits.
+	// exec: joined early from the state file (nsexec/early.c), started ahead without joining early,
+	// or started by the runtime half: the same descriptors and the init's namespaces and cgroups.
+	id := randomID("ahead")
+	e.create(id, e.bundle([]string{"/checker", "sleep", "60s"}, nil))
+	e.must("start", id)
+	e.waitStatus(id, specs.StateRunning)
+	execScript := "cat /proc/self/fd/3; ls /proc/self/fd | tr '\\n' ' '; echo; pwd; " +
+		"for n in mnt pid net ipc uts; do [ $(readlink /proc/self/ns/$n) = $(readlink /proc/1/ns/$n) ] || echo not in the init\\'s $n namespace; done; " +
+		"[ \"$(cat /proc/self/cgroup)\" = \"$(cat /proc/1/cgroup)\" ] && echo same cgroups"
+	execOut := map[string]string{}
+	for _, mode := range []string{"early", "ahead", "here"} {
+		if _, err := preserved.Seek(0, 0); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(e.bin, "--root", e.root, "exec", "--preserve-fds", "1", "--cwd", "/tmp", id, "sh", "-c", execScript)
+		cmd.ExtraFiles = []*os.File{preserved}
+		cmd.Env = os.Environ()
+		switch mode {
+		case "early":
+			cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
+		case "ahead":
+			cmd.Env = append(cmd.Env, "BERTH_NO_EARLY_EXEC=1")
+		case "here":
+			cmd.Env = append(cmd.Env, "BERTH_NO_PRESPAWN=1")
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: exec: %v: %s%s", mode, err, out, stderr.String())
+		}
+		if mode == "early" && !strings.Contains(stderr.String(), " joined-early ") {
+			t.Fatalf("exec did not join the container early:\n%s", stderr.String())
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != 4 || lines[0] != "kept" || lines[1] != "0 1 2 3 4 " || lines[2] != "/tmp" || lines[3] != "same cgroups" {
+			t.Fatalf("%s: want the preserved file, descriptors 0-4, /tmp, the init's namespaces and cgroups, got:\n%s", mode, out)
+		}
+		execOut[mode] = string(out)
+	}
+	if execOut["early"] != execOut["ahead"] || execOut["early"] != execOut["here"] {
+		t.Fatalf("exec differs by how its process started: %q", execOut)
+	}
+
+	// An error before the process is needed: the command reaps it before it exits; one that joined
+	// the container early has forked there, and that fork goes too.
 	bad := e.bundle([]string{"true"}, func(s *specs.Spec) { s.Process.Cwd = "relative" })
 	self, err := os.Executable()
 	if err != nil {
@@ -104,6 +149,9 @@ func TestStartedAhead(t *testing.T) {
 		{"run", "--bundle", bad, randomID("ahead")},
 		{"create", "--bundle", bad, randomID("ahead")},
 		{"exec", "nosuch", "true"},
+		{"exec", "--tty", id, "true"},             // a terminal needs --console-socket
+		{"exec", "--cwd", "relative", id, "true"}, // refused after the early join
+		{"exec", "--user", "nobody:x", id, "true"},
 	} {
 		cmd := exec.Command(self, append([]string{e.bin, "--root", e.root}, args...)...)
 		cmd.Env = append(os.Environ(), subreaperEnv+"=1")

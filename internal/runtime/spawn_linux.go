@@ -51,6 +51,9 @@ type spawnConfig struct {
 	beforeInit func(pid int, start uint64)
 	uidMap     []specs.LinuxIDMapping
 	gidMap     []specs.LinuxIDMapping
+	// joinPid and joinStart identify the init whose namespaces an exec joins.
+	joinPid   int
+	joinStart uint64
 }
 
 // processStdio chooses the container process's stdio: the runtime's own (or the caller's), except
@@ -126,6 +129,10 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	// The constructor has usually started the process already (nsexec.c, "prespawn"); otherwise it
 	// is started below with these descriptors, the sync socket at syncFD.
 	pre := nsexec.TakePrespawned()
+	if pre != nil && pre.Broken {
+		pre.Discard()
+		pre = nil
+	}
 	var conn, childEnd *os.File
 	if pre != nil {
 		conn = pre.Conn
@@ -221,8 +228,24 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		abandon()
 		return nil, err
 	}
+	// An exec's process may have joined the container already (nsexec/early.c): if the
+	// constructor sent what is about to be sent, only its pid is left to read.
+	early := false
+	if pre != nil && pre.Early != nil {
+		e := pre.Early
+		early = e.NS == string(bootNS) && e.Cgroup == v2Dir && e.Preserve == cfg.preserve &&
+			e.Pid == cfg.joinPid && e.PidStart == cfg.joinStart && cfg.joinPid > 0 &&
+			cfg.dir == "" && len(cfg.initialCPUs) == 0 && cfg.afterFork == nil && !cfg.userns
+		if !early {
+			pre.Discard()
+			return spawn(cfg)
+		}
+	}
 	var first int
-	if pre != nil {
+	if early {
+		trace("joined-early")
+		first = pre.Pid
+	} else if pre != nil {
 		if err := pre.Send(files, syncFD, cfg.dir); err != nil {
 			// Too many descriptors, or the process is gone: start one here instead.
 			pre.Discard()
@@ -243,35 +266,10 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	if childEnd != nil {
 		childEnd.Close()
 	}
-	// Namespaces first: the process enters them while the container is recorded and its cgroups
-	// made. Nothing it does before the second frame outlives it.
-	if err := nsexec.WriteFrame(conn, bootNS); err != nil {
-		return fail(fmt.Errorf("send bootstrap: %w", err))
-	}
-	if cfg.afterFork != nil {
-		if err := cfg.afterFork(); err != nil {
+	if !early {
+		if err := sendBootstrap(cfg, conn, first, bootNS, bootCgroup, v2Dir); err != nil {
 			return fail(err)
 		}
-	}
-	if v2Dir != "" {
-		// Usually only the last component is missing (one cgroupfs path walk, not three).
-		if err := unix.Mkdir(v2Dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-			if err := os.MkdirAll(v2Dir, 0o755); err != nil {
-				return fail(fmt.Errorf("create cgroup %s: %w", v2Dir, err))
-			}
-		}
-	}
-	if len(cfg.initialCPUs) > 0 {
-		if err := setAffinity(first, cfg.initialCPUs); err != nil {
-			return fail(fmt.Errorf("process.execCPUAffinity.initial: %w", err))
-		}
-	}
-	var cgroupDir []*os.File
-	if cfg.boot.CgroupDir != nil {
-		cgroupDir = []*os.File{cfg.boot.CgroupDir}
-	}
-	if err := nsexec.WriteFrameFDs(conn, bootCgroup, cgroupDir); err != nil {
-		return fail(fmt.Errorf("send bootstrap: %w", err))
 	}
 	pid := 0
 	for pid == 0 {
@@ -353,6 +351,41 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		_ = writeMessage(conn, m)
 	}()
 	return ch, nil
+}
+
+// sendBootstrap sends the process (started, pid first) its namespaces, then, once the container is
+// recorded and its cgroup v2 directory exists, the cgroup to fork into: it enters the namespaces
+// meanwhile. Nothing it does before the second frame outlives it.
+func sendBootstrap(cfg *spawnConfig, conn *os.File, first int, bootNS, bootCgroup []byte, v2Dir string) error {
+	if err := nsexec.WriteFrame(conn, bootNS); err != nil {
+		return fmt.Errorf("send bootstrap: %w", err)
+	}
+	if cfg.afterFork != nil {
+		if err := cfg.afterFork(); err != nil {
+			return err
+		}
+	}
+	if v2Dir != "" {
+		// Usually only the last component is missing (one cgroupfs path walk, not three).
+		if err := unix.Mkdir(v2Dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			if err := os.MkdirAll(v2Dir, 0o755); err != nil {
+				return fmt.Errorf("create cgroup %s: %w", v2Dir, err)
+			}
+		}
+	}
+	if len(cfg.initialCPUs) > 0 {
+		if err := setAffinity(first, cfg.initialCPUs); err != nil {
+			return fmt.Errorf("process.execCPUAffinity.initial: %w", err)
+		}
+	}
+	var cgroupDir []*os.File
+	if cfg.boot.CgroupDir != nil {
+		cgroupDir = []*os.File{cfg.boot.CgroupDir}
+	}
+	if err := nsexec.WriteFrameFDs(conn, bootCgroup, cgroupDir); err != nil {
+		return fmt.Errorf("send bootstrap: %w", err)
+	}
+	return nil
 }
 
 // yielding runs f on a thread that the scheduler runs only when a CPU has nothing else to do: the
