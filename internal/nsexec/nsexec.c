@@ -11,20 +11,19 @@
 //     unshare <flags>         unshare(2) these CLONE_NEW* flags (user first, with uid/gid maps written by the runtime)
 //     timens <clock> <s> <ns> offsets for a new time namespace (monotonic or boottime)
 //   The second (which may be empty) comes once the runtime has recorded the container and made its
-//   cgroups; the process enters its namespaces meanwhile (a new network namespace alone takes most of a
-//   millisecond here), and waits for it before it forks:
-//     cgfd <fd> <path>        fork into the cgroup v2 directory at path below the directory descriptor fd
-//                             with clone3(CLONE_INTO_CGROUP): moving a process afterwards would wait for
-//                             an RCU grace period (milliseconds); the fork then always happens. The
-//                             runtime makes the directory while this process starts, so it passes an
-//                             existing ancestor
+//   cgroup v2 directory; the process enters its namespaces meanwhile, and waits for it before it forks:
+//     cgfd <path>             fork into the cgroup v2 directory at path below the directory whose descriptor
+//                             comes with the frame (SCM_RIGHTS), with clone3(CLONE_INTO_CGROUP): moving a
+//                             process afterwards would wait for an RCU grace period (milliseconds); the
+//                             fork then always happens
 //   here -> runtime: JSON frames
 //     {"type":"usermap","pid":N}   after unshare(CLONE_NEWUSER): the runtime writes the maps and answers with any frame
 //     {"type":"pid","pid":N}       the pid (in the runtime's pid namespace) of the process that goes on to run Go
 //     {"type":"error","error":"..."} and exit 1
 // When the pid or time namespace changes, those apply only to children, so the process forks once: the child
 // (made a sibling of this process with CLONE_PARENT, so the runtime is its parent) continues into Go, and
-// this process reports the child's pid and exits.
+// this process reports the child's pid, makes a new network namespace for it if one is wanted (see
+// hand_over_netns) and exits.
 //
 // Starting ahead (prespawn): when the runtime half itself starts as root for create, run or exec, this
 // constructor starts the container process at once, from the sealed binary (see internal/sealedexe),
@@ -36,7 +35,8 @@
 //                             the sync socket would be had the process been started with them)
 //     dir <path>              the working directory to start in
 // Everything else this process inherited is closed. If the runtime half does not need it, it closes
-// the socket, and this process exits.
+// the socket, and this process exits. For exec, the runtime half's constructor may send the first
+// three frames itself, from the container's state (early.c).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
