@@ -15,17 +15,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <limits.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 // In the runtime half: 1 when the frames went out, -1 when sending failed midway (the process must
 // be discarded), 0 when nothing was sent. What was sent, for the runtime half to compare.
 int berth_early;
+int berth_early_kind; // 1: exec, 2: create or run
 char berth_early_ns[8192];
 char berth_early_cgroup[4096];
 int berth_early_preserve;
 int berth_early_pid;
 unsigned long long berth_early_pidstart;
+// create and run: the working directory sent (the rootfs), and the state directory and cgroup v2
+// directory this made (berth_early_cgroup_made), which the runtime half adopts or removes.
+char berth_early_dir[4096];
+char berth_early_state[4096 + 1200];
+int berth_early_cgroup_made;
 
 #define EARLY_MAX_NS 8
 #define EARLY_STATE_MAX (64 * 1024)
@@ -354,6 +364,7 @@ void berth_early_exec(int sock, const char *root, const char *id, int preserve)
 		berth_early = -1;
 	} else {
 		berth_early = 1;
+		berth_early_kind = 1;
 		strcpy(berth_early_ns, ns);
 		strcpy(berth_early_cgroup, st.cgroup);
 		berth_early_preserve = preserve;
@@ -362,4 +373,338 @@ void berth_early_exec(int sock, const char *root, const char *id, int preserve)
 	}
 	if (cgfd >= 0)
 		close(cgfd);
+}
+
+// ---- create and run
+
+// The marker a create started early leaves in its state directory until the state record is
+// written: the cgroup v2 directory made before it, for delete --force to remove (internal/runtime).
+#define EARLY_MARKER "early-cgroup"
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#define CGROUP_SUPER_MAGIC 0x27e0eb
+#define EARLY_MAX_V1 16
+#define UNIFIED "/sys/fs/cgroup/unified"
+
+struct config {
+	char root[4096];
+	int terminal;
+	char cgroups_path[2048];
+	int bad; // something this code does not handle: no early start
+	char types[EARLY_MAX_NS][16];
+	char paths[EARLY_MAX_NS][256];
+	int ntypes;
+};
+
+static int boolean(struct scan *s, int *v)
+{
+	skip_ws(s);
+	if ((size_t)(s->end - s->p) >= 4 && memcmp(s->p, "true", 4) == 0) {
+		s->p += 4;
+		*v = 1;
+		return 1;
+	}
+	if ((size_t)(s->end - s->p) >= 5 && memcmp(s->p, "false", 5) == 0) {
+		s->p += 5;
+		*v = 0;
+		return 1;
+	}
+	return 0;
+}
+
+// object walks an object's members, giving each key to field, which reads the value (or skips it).
+static int object(struct scan *s, int (*field)(struct scan *, const char *, struct config *), struct config *cf)
+{
+	if (!take(s, '{'))
+		return 0;
+	if (take(s, '}'))
+		return 1;
+	do {
+		char key[64];
+		if (!plain_string(s, key, sizeof(key)) || !take(s, ':') || !field(s, key, cf))
+			return 0;
+	} while (take(s, ','));
+	return take(s, '}');
+}
+
+static int root_field(struct scan *s, const char *key, struct config *cf)
+{
+	if (strcmp(key, "path") == 0)
+		return plain_string(s, cf->root, sizeof(cf->root));
+	return skip_value(s);
+}
+
+static int process_field(struct scan *s, const char *key, struct config *cf)
+{
+	if (strcmp(key, "terminal") == 0)
+		return boolean(s, &cf->terminal);
+	return skip_value(s);
+}
+
+static int namespace_field(struct scan *s, const char *key, struct config *cf)
+{
+	if (strcmp(key, "type") == 0)
+		return plain_string(s, cf->types[cf->ntypes], sizeof(cf->types[0]));
+	if (strcmp(key, "path") == 0)
+		return plain_string(s, cf->paths[cf->ntypes], sizeof(cf->paths[0]));
+	return skip_value(s);
+}
+
+static int linux_field(struct scan *s, const char *key, struct config *cf)
+{
+	if (strcmp(key, "cgroupsPath") == 0)
+		return plain_string(s, cf->cgroups_path, sizeof(cf->cgroups_path));
+	if (strcmp(key, "timeOffsets") == 0 || strcmp(key, "uidMappings") == 0 || strcmp(key, "gidMappings") == 0)
+		cf->bad = 1;
+	if (strcmp(key, "namespaces") == 0) {
+		if (!take(s, '['))
+			return 0;
+		if (take(s, ']'))
+			return 1;
+		do {
+			if (cf->ntypes == EARLY_MAX_NS)
+				return 0;
+			cf->types[cf->ntypes][0] = cf->paths[cf->ntypes][0] = '\0';
+			if (!object(s, namespace_field, cf) || cf->types[cf->ntypes][0] == '\0')
+				return 0;
+			cf->ntypes++;
+		} while (take(s, ','));
+		return take(s, ']');
+	}
+	return skip_value(s);
+}
+
+static int top_field(struct scan *s, const char *key, struct config *cf)
+{
+	if (strcmp(key, "root") == 0)
+		return object(s, root_field, cf);
+	if (strcmp(key, "process") == 0)
+		return object(s, process_field, cf);
+	if (strcmp(key, "linux") == 0)
+		return object(s, linux_field, cf);
+	return skip_value(s);
+}
+
+// clean_cgroup_path accepts only what needs no cleaning: absolute, no empty, "." or ".." part.
+static int clean_cgroup_path(const char *p)
+{
+	if (p[0] != '/' || p[1] == '\0')
+		return 0;
+	for (const char *c = p; *c != '\0'; c++) {
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		      strchr("_+.-/:", *c)))
+			return 0;
+		if (c[0] == '/' && (c[1] == '/' || c[1] == '\0' || (c[1] == '.' && (c[2] == '/' || c[2] == '\0')) ||
+				    (c[1] == '.' && c[2] == '.' && (c[3] == '/' || c[3] == '\0'))))
+			return 0;
+	}
+	return 1;
+}
+
+static unsigned long clone_flag(const char *type)
+{
+	static const struct {
+		const char *name;
+		unsigned long flag;
+	} t[] = {{"pid", 0x20000000}, {"network", 0x40000000}, {"mount", 0x00020000}, {"ipc", 0x08000000},
+		 {"uts", 0x04000000}, {"time", 0x00000080}};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(t[i].name, type) == 0)
+			return t[i].flag;
+	return 0;
+}
+
+// berth_early_create starts a create (or run) ahead: from the bundle's config it makes the state
+// directory (with the marker) and the container's cgroup v2 directory, and sends the process started
+// ahead its stdio and preserved descriptors, its directory (the rootfs), the namespaces and that
+// cgroup, so that it forks into the container while the runtime half starts Go. Only a hybrid host
+// (whose v2 hierarchy carries no limits) and configs whose cgroup path, namespaces and root need no
+// interpretation qualify; the runtime half verifies the rest.
+void berth_early_create(int sock, const char *root, const char *id, int preserve, const char *bundle)
+{
+	if (!valid_id(id) || preserve < 0 || preserve > 60)
+		return;
+	struct statfs sf;
+	if (statfs(UNIFIED, &sf) < 0 || sf.f_type != CGROUP2_SUPER_MAGIC || access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0)
+		return;
+	char abs_bundle[PATH_MAX * 2 + 2];
+	if (bundle[0] == '/') {
+		snprintf(abs_bundle, sizeof(abs_bundle), "%s", bundle);
+	} else {
+		char cwd[PATH_MAX];
+		if (getcwd(cwd, sizeof(cwd)) == NULL)
+			return;
+		snprintf(abs_bundle, sizeof(abs_bundle), "%s/%s", cwd, bundle);
+	}
+	if (strlen(abs_bundle) >= PATH_MAX)
+		return;
+	char path[sizeof(abs_bundle) + 16];
+	snprintf(path, sizeof(path), "%s/config.json", abs_bundle);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	static char buf[EARLY_STATE_MAX * 4];
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + n, sizeof(buf) - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (n == sizeof(buf)) {
+			close(fd);
+			return; // larger than this reads: not worth it
+		}
+	}
+	close(fd);
+	static struct config cf;
+	memset(&cf, 0, sizeof(cf));
+	struct scan s = {buf, buf + n};
+	if (!object(&s, top_field, &cf) || cf.bad || cf.terminal || cf.root[0] == '\0')
+		return;
+
+	// The namespaces, as the runtime half renders its bootstrap (nsexec.go, Encode).
+	static char ns[8192];
+	ns[0] = '\0';
+	unsigned long flags = 0;
+	for (int i = 0; i < cf.ntypes; i++) {
+		if (cf.paths[i][0] != '\0') {
+			const char *name = ns_proc_name(cf.types[i]);
+			if (name == NULL || strchr(cf.paths[i], '\n') != NULL)
+				return;
+			size_t len = strlen(ns);
+			snprintf(ns + len, sizeof(ns) - len, "join %s %s\n", name, cf.paths[i]);
+		} else if (strcmp(cf.types[i], "cgroup") != 0) {
+			unsigned long f = clone_flag(cf.types[i]);
+			if (f == 0 || (flags & f))
+				return;
+			flags |= f;
+		}
+	}
+	if (flags != 0) {
+		size_t len = strlen(ns);
+		snprintf(ns + len, sizeof(ns) - len, "unshare %lu\n", flags);
+	}
+
+	// The root, resolved as the runtime half does (the bundle's absolute path, symlinks evaluated).
+	char joined[sizeof(abs_bundle) + sizeof(cf.root) + 2], rootfs[PATH_MAX];
+	if (cf.root[0] == '/')
+		snprintf(joined, sizeof(joined), "%s", cf.root);
+	else
+		snprintf(joined, sizeof(joined), "%s/%s", abs_bundle, cf.root);
+	struct stat st;
+	if (realpath(joined, rootfs) == NULL || stat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode) || strchr(rootfs, '\n') != NULL)
+		return;
+
+	char cgpath[2048 + 1200];
+	if (cf.cgroups_path[0] != '\0')
+		snprintf(cgpath, sizeof(cgpath), "%s", cf.cgroups_path);
+	else
+		snprintf(cgpath, sizeof(cgpath), "/berth/%s", id);
+	if (!clean_cgroup_path(cgpath) || strlen(UNIFIED) + strlen(cgpath) >= sizeof(berth_early_cgroup))
+		return;
+	for (int i = 0; i < 3 + preserve; i++)
+		if (fcntl(i, F_GETFD) < 0)
+			return;
+
+	// The cgroup directories to make: the v2 one, to fork into, and the v1 hierarchies' (but
+	// cpuset's, whose values the runtime half copies from its parent), which the runtime half would
+	// otherwise make on its critical path.
+	static char dirs[1 + EARLY_MAX_V1][sizeof(berth_early_cgroup)];
+	int ndirs = 0;
+	snprintf(dirs[ndirs++], sizeof(dirs[0]), UNIFIED "%s", cgpath);
+	DIR *d = opendir("/sys/fs/cgroup");
+	if (d == NULL)
+		return;
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		if (e->d_type != DT_DIR || e->d_name[0] == '.' || strcmp(e->d_name, "cpuset") == 0 ||
+		    strcmp(e->d_name, "unified") == 0)
+			continue;
+		char mnt[300];
+		snprintf(mnt, sizeof(mnt), "/sys/fs/cgroup/%s", e->d_name);
+		if (statfs(mnt, &sf) < 0 || sf.f_type != CGROUP_SUPER_MAGIC || ndirs == 1 + EARLY_MAX_V1 ||
+		    strlen(mnt) + strlen(cgpath) >= sizeof(dirs[0]))
+			continue;
+		snprintf(dirs[ndirs++], sizeof(dirs[0]), "%s%s", mnt, cgpath);
+	}
+	closedir(d);
+
+	// The state directory first (a duplicate id stops here), with the marker naming the cgroup
+	// directories before they exist.
+	char state[sizeof(berth_early_state)], marker[sizeof(berth_early_state) + 32];
+	if (mkdir(root, 0700) < 0 && errno != EEXIST)
+		return;
+	snprintf(state, sizeof(state), "%s/%s", root, id);
+	snprintf(marker, sizeof(marker), "%s/" EARLY_MARKER, state);
+	if (mkdir(state, 0711) < 0)
+		return;
+	strcpy(berth_early_state, state);
+	berth_early_kind = 2;
+	int m = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (m < 0) {
+		berth_early = -1;
+		return;
+	}
+	static char list[sizeof(dirs)];
+	list[0] = '\0';
+	for (int i = 0; i < ndirs; i++) {
+		strcat(list, dirs[i]);
+		strcat(list, "\n");
+	}
+	if (write(m, list, strlen(list)) != (ssize_t)strlen(list)) {
+		close(m);
+		berth_early = -1;
+		return;
+	}
+	close(m);
+	berth_early_cgroup_made = 1;
+	// Parents as needed; the container's own directories must be new. On failure the marker is cut
+	// back to what was made, so that nothing else is removed in its name.
+	for (int i = 0; i < ndirs; i++) {
+		char *cg = dirs[i];
+		int ok = 1;
+		for (char *slash = strchr(cg + strlen("/sys/fs/cgroup/"), '/'); slash != NULL && ok; slash = strchr(slash + 1, '/')) {
+			*slash = '\0';
+			ok = mkdir(cg, 0755) == 0 || errno == EEXIST;
+			*slash = '/';
+		}
+		if (!ok || mkdir(cg, 0755) < 0) {
+			list[0] = '\0';
+			for (int j = 0; j < i; j++) {
+				strcat(list, dirs[j]);
+				strcat(list, "\n");
+			}
+			if ((m = open(marker, O_WRONLY | O_TRUNC | O_CLOEXEC)) >= 0) {
+				if (write(m, list, strlen(list)) < 0)
+					list[0] = '\0';
+				close(m);
+			}
+			berth_early = -1;
+			return;
+		}
+	}
+	char *cgroup = dirs[0];
+	strcpy(berth_early_cgroup, cgroup);
+	int cgfd = open(cgroup, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cgfd < 0) {
+		berth_early = -1;
+		return;
+	}
+
+	int fds[64];
+	int nfds = 3 + preserve;
+	for (int i = 0; i < nfds; i++)
+		fds[i] = i;
+	static char spawn[PATH_MAX + 64];
+	snprintf(spawn, sizeof(spawn), "hole %d\ndir %s\n", nfds, rootfs);
+	if (send_frame_fds(sock, spawn, fds, nfds) < 0 || send_frame_fds(sock, ns, NULL, 0) < 0 ||
+	    send_frame_fds(sock, "cgfd .\n", &cgfd, 1) < 0) {
+		berth_early = -1;
+	} else {
+		berth_early = 1;
+		strcpy(berth_early_ns, ns);
+		strcpy(berth_early_dir, rootfs);
+		berth_early_preserve = preserve;
+	}
+	close(cgfd);
 }

@@ -382,7 +382,9 @@ static void hand_over_netns(int sock)
 		;
 }
 
-void berth_early_exec(int sock, const char *root, const char *id, int preserve); // early.c
+// early.c
+void berth_early_exec(int sock, const char *root, const char *id, int preserve);
+void berth_early_create(int sock, const char *root, const char *id, int preserve, const char *bundle);
 
 // In the runtime half, the process started ahead, and the runtime's end of its socket (-1: none); and
 // the number of the process's end in the process.
@@ -394,10 +396,13 @@ int berth_prespawn_child_fd = -1;
 struct cmdline {
 	char cmd[16];
 	char root[4096];
-	// exec only: the container, the --preserve-fds count, and whether every option was understood.
+	int systemd;
+	// The container, the --preserve-fds count, the bundle (create, run), and whether every option
+	// was understood.
 	char id[1100];
 	int preserve;
-	int exec_ok;
+	char bundle[4096];
+	int args_ok;
 };
 
 static int one_of(const char *name, const char *const *names)
@@ -408,13 +413,10 @@ static int one_of(const char *name, const char *const *names)
 	return 0;
 }
 
-// parse_exec reads exec's options (as cmd/berth-runtime/exec.go defines them) up to the container id.
-static void parse_exec(char *arg, char *end, struct cmdline *c)
+// parse_args reads a command's options, as cmd/berth-runtime defines them, up to the container id.
+static void parse_args(char *arg, char *end, struct cmdline *c, const char *const *with_value, const char *const *booleans)
 {
-	static const char *const with_value[] = {"console-socket", "pid-file", "preserve-fds", "process", "p", "cwd",
-						 "user", "u", "apparmor", "process-label", "env", "e", "cap", "c",
-						 "additional-gids", "g", NULL};
-	static const char *const booleans[] = {"tty", "t", "detach", "d", "no-new-privs", "ignore-paused", NULL};
+	strcpy(c->bundle, ".");
 	while (arg < end && arg[0] == '-') {
 		if (strcmp(arg, "--") == 0) {
 			arg += strlen(arg) + 1;
@@ -448,12 +450,16 @@ static void parse_exec(char *arg, char *end, struct cmdline *c)
 			if (*value == '\0' || *e != '\0' || v < 0 || v > 60)
 				return;
 			c->preserve = (int)v;
+		} else if (strcmp(name, "bundle") == 0 || strcmp(name, "b") == 0) {
+			if (strlen(value) >= sizeof(c->bundle))
+				return;
+			strcpy(c->bundle, value);
 		}
 	}
 	if (arg >= end || strlen(arg) >= sizeof(c->id))
 		return;
 	strcpy(c->id, arg);
-	c->exec_ok = 1;
+	c->args_ok = 1;
 }
 
 // parse_cmdline reads the command (and for exec its arguments). Global options may come first, as
@@ -493,12 +499,26 @@ static int parse_cmdline(struct cmdline *c)
 		}
 		if (is_root && value != NULL && strlen(value) < sizeof(c->root))
 			strcpy(c->root, value);
+		if (strncmp(name, "systemd-cgroup", 14) == 0)
+			c->systemd = 1;
 	}
 	if (arg >= end || strlen(arg) >= sizeof(c->cmd))
 		return 0;
 	strcpy(c->cmd, arg);
+	static const char *const exec_values[] = {"console-socket", "pid-file", "preserve-fds", "process", "p", "cwd",
+						  "user", "u", "apparmor", "process-label", "env", "e", "cap", "c",
+						  "additional-gids", "g", NULL};
+	static const char *const exec_booleans[] = {"tty", "t", "detach", "d", "no-new-privs", "ignore-paused", NULL};
+	static const char *const create_values[] = {"bundle", "b", "console-socket", "pid-file", "preserve-fds", NULL};
+	static const char *const create_booleans[] = {"no-pivot", "no-new-keyring", NULL};
+	static const char *const run_booleans[] = {"no-pivot", "no-new-keyring", "detach", "d", "keep", "no-subreaper", NULL};
+	char *rest = arg + strlen(arg) + 1;
 	if (strcmp(c->cmd, "exec") == 0)
-		parse_exec(arg + strlen(arg) + 1, end, c);
+		parse_args(rest, end, c, exec_values, exec_booleans);
+	else if (strcmp(c->cmd, "create") == 0)
+		parse_args(rest, end, c, create_values, create_booleans);
+	else if (strcmp(c->cmd, "run") == 0)
+		parse_args(rest, end, c, create_values, run_booleans);
 	return strcmp(c->cmd, "create") == 0 || strcmp(c->cmd, "run") == 0 || strcmp(c->cmd, "exec") == 0;
 }
 
@@ -595,8 +615,10 @@ static void prespawn(void)
 	berth_prespawn_pid = (int)pid;
 	berth_prespawn_fd = ours;
 	berth_prespawn_child_fd = theirs;
-	if (cl.exec_ok && getenv("BERTH_NO_EARLY_EXEC") == NULL)
+	if (cl.args_ok && strcmp(cl.cmd, "exec") == 0 && getenv("BERTH_NO_EARLY_EXEC") == NULL)
 		berth_early_exec(ours, cl.root, cl.id, cl.preserve);
+	else if (cl.args_ok && !cl.systemd && getenv("BERTH_NO_EARLY_RUN") == NULL)
+		berth_early_create(ours, cl.root, cl.id, cl.preserve, cl.bundle);
 }
 
 // receive_spawn takes the descriptors and working directory of a prespawned process.

@@ -4,6 +4,10 @@ package nsexec
 // extern int berth_prespawn_fd;
 // extern int berth_prespawn_child_fd;
 // extern int berth_early;
+// extern int berth_early_kind;
+// extern char berth_early_dir[4096];
+// extern char berth_early_state[5296];
+// extern int berth_early_cgroup_made;
 // extern char berth_early_ns[8192];
 // extern char berth_early_cgroup[4096];
 // extern int berth_early_preserve;
@@ -40,16 +44,35 @@ type Prespawned struct {
 	Broken bool
 }
 
-// EarlyExec is what the constructor sent a process started ahead for exec: its first frames
-// (stdio and Preserve descriptors; the bootstrap's namespaces, NS; the cgroup v2 directory,
-// Cgroup, "" if none), read from the state of the container whose init is Pid, started at
-// PidStart.
+// EarlyExec is what the constructor sent a process started ahead, for exec (from the state of the
+// container whose init is Pid, started at PidStart) or for create and run (Create; from the
+// bundle's config): its first frames, the stdio and Preserve descriptors and the directory Dir,
+// the bootstrap's namespaces NS and the cgroup v2 directory Cgroup ("" if none).
 type EarlyExec struct {
+	Create   bool
+	Dir      string
 	NS       string
 	Cgroup   string
 	Preserve int
 	Pid      int
 	PidStart uint64
+}
+
+// EarlyMarker is the file the constructor leaves in a state directory it made for a create started
+// early, naming the cgroup v2 directory it made, until the state record is written.
+const EarlyMarker = "early-cgroup"
+
+// adopted: the runtime half took over the state directory the constructor made.
+var adopted bool
+
+// AdoptEarlyStateDir reports whether dir is the state directory the constructor made for this
+// create (which then belongs to the caller, like one it made itself).
+func AdoptEarlyStateDir(dir string) bool {
+	if C.berth_early_kind != 2 || C.berth_early == 0 || C.GoString(&C.berth_early_state[0]) != dir {
+		return false
+	}
+	adopted = true
+	return true
 }
 
 // taken: the process is handed out once. Only the main goroutine asks.
@@ -70,6 +93,8 @@ func TakePrespawned() *Prespawned {
 	switch C.berth_early {
 	case 1:
 		p.Early = &EarlyExec{
+			Create:   C.berth_early_kind == 2,
+			Dir:      C.GoString(&C.berth_early_dir[0]),
 			NS:       C.GoString(&C.berth_early_ns[0]),
 			Cgroup:   C.GoString(&C.berth_early_cgroup[0]),
 			Preserve: int(C.berth_early_preserve),
@@ -100,6 +125,32 @@ func (p *Prespawned) Discard() {
 	}
 	p.Conn.Close()
 	wait(p.Pid)
+	if C.berth_early_kind == 2 {
+		// What the constructor made for a create started early, now empty.
+		state := C.GoString(&C.berth_early_state[0])
+		marker := state + "/" + EarlyMarker
+		if b, err := os.ReadFile(marker); err == nil {
+			for _, dir := range EarlyCgroups(b) {
+				_ = unix.Rmdir(dir)
+			}
+		}
+		_ = unix.Unlink(marker)
+		if !adopted {
+			_ = unix.Rmdir(state)
+		}
+		C.berth_early_kind = 0
+	}
+}
+
+// EarlyCgroups returns the cgroup directories an early marker lists (one per line).
+func EarlyCgroups(marker []byte) []string {
+	var dirs []string
+	for _, l := range strings.Split(string(marker), "\n") {
+		if strings.HasPrefix(l, "/sys/fs/cgroup/") && !strings.Contains(l, "..") {
+			dirs = append(dirs, l)
+		}
+	}
+	return dirs
 }
 
 // forkedPid reads the frames the process sends until the pid of its fork (0 if none comes).

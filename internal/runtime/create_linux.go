@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -90,10 +91,12 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	dir := filepath.Join(r.Root, o.ID)
 	// 0711: a container's root in a user namespace must be able to reach exec.fifo (and nothing else).
 	if err := os.Mkdir(dir, 0o711); err != nil {
-		if errors.Is(err, os.ErrExist) {
+		// The constructor makes it when it starts the create early (nsexec/early.c).
+		if errors.Is(err, os.ErrExist) && !nsexec.AdoptEarlyStateDir(dir) {
 			return nil, fmt.Errorf("container %q %w", o.ID, ErrExist)
+		} else if !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("state directory: %w", err)
 		}
-		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	rec := &record{
 		ID: o.ID, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Owner: ownerName(),
@@ -127,6 +130,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 		if err := writeRecord(dir, rec); err != nil {
 			return err
 		}
+		// The record now names every cgroup: the constructor's note of the one it made early is
+		// no longer needed to find it.
+		_ = unix.Unlink(filepath.Join(dir, nsexec.EarlyMarker))
 		trace("record-written")
 		return nil
 	}
@@ -134,6 +140,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (c *Container, er
 	// pure cgroup v2 host, where the process is forked straight into a cgroup that must then
 	// be complete.
 	makeCgroups := func() error {
+		if err := noteEarlyCgroups(dir, cg.Paths()); err != nil {
+			return err
+		}
 		if err := cg.Create(); err != nil {
 			return fmt.Errorf("create cgroups: %w", err)
 		}
@@ -581,11 +590,45 @@ func (c *Container) destroy(ctx context.Context) error {
 	return nil
 }
 
+// noteEarlyCgroups adds to the marker of a create started early (nsexec.EarlyMarker) the cgroup
+// directories about to be made that it does not list yet: until the record is written, the marker
+// is what delete --force finds them by.
+func noteEarlyCgroups(dir string, paths map[string]string) error {
+	marker := filepath.Join(dir, nsexec.EarlyMarker)
+	b, err := os.ReadFile(marker)
+	if err != nil {
+		return nil // not started early, or already recorded
+	}
+	listed := map[string]bool{}
+	for _, d := range nsexec.EarlyCgroups(b) {
+		listed[d] = true
+	}
+	var add strings.Builder
+	for _, d := range paths {
+		if !listed[d] {
+			listed[d] = true
+			add.WriteString(d + "\n")
+		}
+	}
+	if add.Len() == 0 {
+		return nil
+	}
+	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("note cgroups in %s: %w", marker, err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(add.String()); err != nil {
+		return fmt.Errorf("note cgroups in %s: %w", marker, err)
+	}
+	return nil
+}
+
 // removeStateDir removes a container's state directory: the files the runtime puts there by name,
 // then the directory, and only if something else is left, the whole tree (os.RemoveAll lists the
 // directory and tries each entry as a file and as a directory).
 func removeStateDir(dir string) error {
-	for _, name := range []string{stateFile, fifoName, ".state.tmp"} {
+	for _, name := range []string{stateFile, fifoName, ".state.tmp", nsexec.EarlyMarker} {
 		_ = unix.Unlink(filepath.Join(dir, name))
 	}
 	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {

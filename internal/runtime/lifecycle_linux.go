@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/cgroups"
+	"github.com/berth-dev/berth/internal/nsexec"
 )
 
 func wrongState(c *Container, op, st string) error {
@@ -158,12 +159,31 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 }
 
 // ForceRemove cleans up a container whose state directory exists without a readable state (a
-// create killed before it wrote one). It is not an error if there is nothing.
+// create killed before it wrote one). It is not an error if there is nothing. A create started
+// early (nsexec/early.c) may have made its cgroup v2 directory by then, named in a marker: the
+// process in it exits on its own once the runtime is gone, and the directory is removed once it
+// has.
 func (r *Runtime) ForceRemove(id string) error {
 	if err := ValidateID(id); err != nil {
 		return err
 	}
-	return os.RemoveAll(filepath.Join(r.Root, id))
+	dir := filepath.Join(r.Root, id)
+	if b, err := os.ReadFile(filepath.Join(dir, nsexec.EarlyMarker)); err == nil {
+		deadline := time.Now().Add(5 * time.Second)
+		for _, cg := range nsexec.EarlyCgroups(b) {
+			for {
+				err := unix.Rmdir(cg)
+				if err == nil || errors.Is(err, unix.ENOENT) {
+					break
+				}
+				if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+					return fmt.Errorf("remove cgroup %s: %w", cg, err)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
+	return os.RemoveAll(dir)
 }
 
 // Pause freezes every process of the container.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/nsexec"
 )
 
 // subreaperEnv makes the test binary run its arguments as a child subreaper (see subreap).
@@ -64,19 +67,29 @@ func TestStartedAhead(t *testing.T) {
 	script := "cat /proc/self/fd/3; ls /proc/self/fd | tr '\\n' ' '; echo; pwd; ls /sys/class/net; readlink /proc/self/ns/net; readlink /proc/1/exe"
 	b := e.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) { s.Process.Cwd = "/tmp" })
 	outputs := map[string]string{}
-	for _, mode := range []string{"ahead", "here"} {
+	for _, mode := range []string{"early", "ahead", "here"} {
 		if _, err := preserved.Seek(0, 0); err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(e.bin, "--root", e.root, "run", "--preserve-fds", "1", "--bundle", b, randomID("ahead"))
 		cmd.ExtraFiles = []*os.File{preserved}
 		cmd.Env = os.Environ()
-		if mode == "here" {
+		switch mode {
+		case "early":
+			cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
+		case "ahead":
+			cmd.Env = append(cmd.Env, "BERTH_NO_EARLY_RUN=1")
+		case "here":
 			cmd.Env = append(cmd.Env, "BERTH_NO_PRESPAWN=1")
 		}
-		out, err := cmd.CombinedOutput()
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("%s: run: %v: %s", mode, err, out)
+			t.Fatalf("%s: run: %v: %s%s", mode, err, out, stderr.String())
+		}
+		if mode == "early" && !strings.Contains(stderr.String(), " joined-early ") {
+			t.Fatalf("run did not start early:\n%s", stderr.String())
 		}
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		// 0-2, the preserved 3, and ls's own descriptor of the directory it lists.
@@ -146,8 +159,9 @@ func TestStartedAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{
-		{"run", "--bundle", bad, randomID("ahead")},
-		{"create", "--bundle", bad, randomID("ahead")},
+		{"run", "--bundle", bad, "bad-run-" + id},       // refused after the early start
+		{"create", "--bundle", bad, "bad-create-" + id}, // which made a state directory and cgroups
+		{"create", "--bundle", b, id},                   // a duplicate id
 		{"exec", "nosuch", "true"},
 		{"exec", "--tty", id, "true"},             // a terminal needs --console-socket
 		{"exec", "--cwd", "relative", id, "true"}, // refused after the early join
@@ -162,6 +176,40 @@ func TestStartedAhead(t *testing.T) {
 		fields := strings.Fields(string(out))
 		if n, err := strconv.Atoi(fields[len(fields)-1]); err != nil || n != 0 {
 			t.Fatalf("%v left %s processes behind (output %q)", args, fields[len(fields)-1], out)
+		}
+		if args[0] != "exec" && args[len(args)-1] != id {
+			left, _ := filepath.Glob("/sys/fs/cgroup/*/berth/" + args[len(args)-1])
+			if _, err := os.Stat(filepath.Join(e.root, args[len(args)-1])); err == nil {
+				left = append(left, "state directory")
+			}
+			if len(left) > 0 {
+				t.Fatalf("%v left %v", args, left)
+			}
+		}
+	}
+	if st := e.state(id); st.Status != specs.StateRunning {
+		t.Fatalf("the duplicate create changed the container: %+v", st)
+	}
+
+	// A create killed after the constructor made the state directory and cgroups, before the
+	// record: delete --force finds them through the marker.
+	killed := randomID("ahead")
+	dirs := []string{"/sys/fs/cgroup/unified/berth/" + killed, "/sys/fs/cgroup/memory/berth/" + killed}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Skipf("cannot make %s to stand for an early create's cgroup: %v", d, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(e.root, killed), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.root, killed, nsexec.EarlyMarker), []byte(strings.Join(dirs, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.must("delete", "--force", killed)
+	for _, d := range append(dirs, filepath.Join(e.root, killed)) {
+		if _, err := os.Stat(d); err == nil {
+			t.Fatalf("delete --force left %s", d)
 		}
 	}
 }

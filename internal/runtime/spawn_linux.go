@@ -233,9 +233,16 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	early := false
 	if pre != nil && pre.Early != nil {
 		e := pre.Early
-		early = e.NS == string(bootNS) && e.Cgroup == v2Dir && e.Preserve == cfg.preserve &&
-			e.Pid == cfg.joinPid && e.PidStart == cfg.joinStart && cfg.joinPid > 0 &&
-			cfg.dir == "" && len(cfg.initialCPUs) == 0 && cfg.afterFork == nil && !cfg.userns
+		same := e.NS == string(bootNS) && e.Cgroup == v2Dir && e.Preserve == cfg.preserve &&
+			e.Dir == cfg.dir && len(cfg.initialCPUs) == 0 && !cfg.userns
+		if e.Create {
+			// The stdio sent is the runtime's own, which is what processStdio chose unless
+			// a terminal was asked for (the constructor does not start those).
+			early = same && cfg.joinPid == 0
+		} else {
+			early = same && e.Pid == cfg.joinPid && e.PidStart == cfg.joinStart && cfg.joinPid > 0 &&
+				cfg.afterFork == nil
+		}
 		if !early {
 			pre.Discard()
 			return spawn(cfg)
@@ -320,8 +327,17 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		ch.kill()
 		return nil, fmt.Errorf("send init config: %w", err)
 	}
+	// Started early, the process is already in its cgroup v2 directory, and the constructor's
+	// marker lists the cgroups (prepare adds any it makes that are not): the record can wait until
+	// the process has what it waits for.
+	recordLater := early && cfg.afterFork != nil
 	if cfg.prepare != nil {
-		if err := yielding(cfg.prepare); err != nil {
+		prepare := yielding
+		if early {
+			// The container half is well into its start already, and soon waits for this.
+			prepare = func(f func() error) error { return f() }
+		}
+		if err := prepare(cfg.prepare); err != nil {
 			ch.kill()
 			return nil, err
 		}
@@ -337,7 +353,19 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 			ch.kill()
 			return nil, err
 		}
+		if recordLater {
+			if err := cfg.afterFork(); err != nil {
+				ch.kill()
+				return nil, err
+			}
+		}
 		return ch, nil
+	}
+	if recordLater {
+		if err := cfg.afterFork(); err != nil {
+			ch.kill()
+			return nil, err
+		}
 	}
 	go func() {
 		m := message{Type: msgJoined}
