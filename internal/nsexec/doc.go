@@ -5,7 +5,7 @@
 // create, time offsets, the cgroup to fork into) and the length-prefixed frames, with descriptors,
 // that the runtime and the container process exchange on their sync socket. In the runtime half the
 // constructor also starts the container process ahead (Prespawned), and for exec sends its first
-// frames from the container's state (early.c). It must not do anything else in C: mounts,
+// frames from the container's state, for create and run from the bundle's config (early.c). It must not do anything else in C: mounts,
 // credentials and the rest of the container's setup happen in Go once the process is in its
 // namespaces (package runtime).
 //

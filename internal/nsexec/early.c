@@ -1,13 +1,16 @@
-// Joining an exec's namespaces ahead of the runtime half (see "prespawn" in nsexec.c).
+// Entering the container ahead of the runtime half (see "prespawn" in nsexec.c).
 //
-// For `exec`, what the container process needs before it forks into the container is known from
-// the command line and the container's state file alone: the namespaces of its init, the cgroup v2
-// directory to fork into, stdio and the preserved descriptors. The runtime half's constructor reads
-// them here and sends the process started ahead its first frames at once, so that it joins the
+// What the container process needs before it forks into the container is known from the command
+// line and a file: for exec the container's state (the namespaces of its init, its cgroup v2
+// directory), for create and run the bundle's config (root, namespaces, cgroups path). The runtime
+// half's constructor reads them here and sends the process started ahead its first frames at
+// once (stdio and preserved descriptors, directory, namespaces, cgroup), so that it enters the
 // container and forks while the runtime half is still starting its Go runtime; that fork then
-// starts its own Go runtime at the same time. The runtime half checks, once it has read the state
-// itself, that what was sent is what it would have sent (berth_early_*), and otherwise discards the
-// process and starts another. Anything this code does not recognise means no early join.
+// starts its own Go runtime at the same time. For create and run this also makes the state
+// directory and the cgroup directories, listed in a marker until the state record exists. The
+// runtime half checks, once it has read the state or config itself, that what was sent is what it
+// would have sent (berth_early_*), and otherwise discards the process (and removes what was made)
+// and starts another. Anything this code does not recognise means no early start.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

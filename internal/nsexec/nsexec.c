@@ -36,7 +36,8 @@
 //     dir <path>              the working directory to start in
 // Everything else this process inherited is closed. If the runtime half does not need it, it closes
 // the socket, and this process exits. For exec, the runtime half's constructor may send the first
-// three frames itself, from the container's state (early.c).
+// three frames itself, from the container's state; for create and run, from the bundle's config
+// (early.c).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
