@@ -1,17 +1,19 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 )
@@ -20,8 +22,8 @@ import (
 // Docker's config.json: both keep {"auths": {KEY: {"auth": base64("user:password")}}}.
 type AuthFile struct {
 	Auths map[string]AuthEntry `json:"auths"`
-	// CredHelpers and CredsStore name external credential helpers, which berth does not run:
-	// hosts configured only through them are reported and treated as anonymous.
+	// CredHelpers (per host) and CredsStore (every host) name external credential helpers,
+	// docker-credential-NAME programs on $PATH (see HelperCredential), asked before "auths".
 	CredHelpers map[string]string `json:"credHelpers,omitempty"`
 	CredsStore  string            `json:"credsStore,omitempty"`
 }
@@ -135,13 +137,14 @@ func DefaultAuthFiles() []string {
 }
 
 // CredentialsFromFiles returns a CredentialFunc that answers from the first of the auth files
-// with an entry for the host: missing files are skipped, the files are read once (on first use).
-// A file that cannot be parsed is an error at every lookup, not silently anonymous access.
+// with credentials for the host: its credential helper for the host, if it names one and the
+// helper has some, else its "auths" entry. Missing files are skipped, the files are read once (on
+// first use). A file that cannot be parsed, or a helper that fails, is an error at every lookup,
+// not silently anonymous access.
 func CredentialsFromFiles(paths ...string) CredentialFunc {
 	var once sync.Once
 	var files []*AuthFile
 	var loadErr error
-	var warned sync.Map
 	return func(ctx context.Context, host, repository string) (Credential, error) {
 		once.Do(func() {
 			for _, p := range paths {
@@ -160,18 +163,60 @@ func CredentialsFromFiles(paths ...string) CredentialFunc {
 			return Credential{}, loadErr
 		}
 		for _, f := range files {
+			if h := f.helperFor(host); h != "" {
+				c, ok, err := HelperCredential(ctx, h, host)
+				if err != nil {
+					return Credential{}, err
+				}
+				if ok {
+					return c, nil
+				}
+			}
 			if c, ok := f.Lookup(host, repository); ok {
 				return c, nil
 			}
 		}
-		for _, f := range files {
-			if h := f.helperFor(host); h != "" {
-				if _, dup := warned.LoadOrStore(host, true); !dup {
-					slog.WarnContext(ctx, "credential helpers are not supported; going anonymous", "host", host, "helper", h)
-				}
-				break
-			}
-		}
 		return Credential{}, nil
 	}
+}
+
+// helperTimeout bounds a credential helper that hangs (one waiting for a desktop prompt, say).
+const helperTimeout = 30 * time.Second
+
+// HelperCredential asks the credential helper docker-credential-NAME for host's credentials, as
+// Docker and podman do: "get" with the server on stdin, {"Username", "Secret"} on stdout; a
+// Username of "<token>" makes Secret an identity token. ok is false when the helper has none for
+// host (it says "credentials not found").
+func HelperCredential(ctx context.Context, name, host string) (cred Credential, ok bool, err error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") {
+		return Credential{}, false, fmt.Errorf("credential helper %q: not a helper name: %w", name, errdefs.ErrInvalidArgument)
+	}
+	ctx, cancel := context.WithTimeout(ctx, helperTimeout)
+	defer cancel()
+	prog := "docker-credential-" + name
+	cmd := exec.CommandContext(ctx, prog, "get")
+	cmd.Stdin = strings.NewReader(host)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stdout.String() + " " + stderr.String())
+		if strings.Contains(strings.ToLower(msg), "credentials not found") {
+			return Credential{}, false, nil
+		}
+		if errors.Is(err, exec.ErrNotFound) {
+			return Credential{}, false, fmt.Errorf("credential helper for %s: %s is not on $PATH: %w", host, prog, errdefs.ErrUnavailable)
+		}
+		return Credential{}, false, fmt.Errorf("credential helper %s for %s: %w: %s", prog, host, err, msg)
+	}
+	var out struct {
+		Username string `json:"Username"`
+		Secret   string `json:"Secret"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		return Credential{}, false, fmt.Errorf("credential helper %s for %s: output is not {\"Username\", \"Secret\"}: %w", prog, host, err)
+	}
+	if out.Username == "<token>" {
+		return Credential{IdentityToken: out.Secret}, true, nil
+	}
+	return Credential{Username: out.Username, Password: out.Secret}, true, nil
 }

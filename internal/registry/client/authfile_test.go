@@ -23,8 +23,32 @@ func writeFile(t *testing.T, dir, name, s string) string {
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
+// fakeHelpers puts docker-credential-NAME scripts on $PATH.
+func fakeHelpers(t *testing.T, scripts map[string]string) {
+	t.Helper()
+	bin := t.TempDir()
+	for name, body := range scripts {
+		if err := os.WriteFile(filepath.Join(bin, "docker-credential-"+name), []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+}
+
 func TestAuthFiles(t *testing.T) {
 	dir := t.TempDir()
+	// The helpers' protocol: "get", the server on stdin, JSON or "credentials not found" out.
+	fakeHelpers(t, map[string]string{
+		"gcloud": `[ "$1" = get ] || exit 2
+read host
+case "$host" in
+gcr.example) echo '{"ServerURL":"gcr.example","Username":"oauth2accesstoken","Secret":"gtok"}' ;;
+tok.gcr.example) echo '{"ServerURL":"tok.gcr.example","Username":"<token>","Secret":"refresh"}' ;;
+*) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+`,
+		"broken": "echo 'keychain locked' >&2; exit 3\n",
+	})
 	// containers-auth.json: per-host and per-namespace entries
 	containers := writeFile(t, dir, "auth.json", `{"auths": {
 		"reg.example:5000": {"auth": "`+b64("host:hpass")+`"},
@@ -37,7 +61,8 @@ func TestAuthFiles(t *testing.T) {
 		"https://index.docker.io/v1/": {"auth": "`+b64("hub:hubpass")+`"},
 		"http://localhost:5000": {"username": "local", "password": "lpass"},
 		"reg.example:5000": {"auth": "`+b64("shadowed:x")+`"}
-	}, "credHelpers": {"gcr.example": "gcloud"}}`)
+	}, "credHelpers": {"gcr.example": "gcloud", "tok.gcr.example": "gcloud", "localhost:5000": "gcloud",
+		"locked.example": "broken", "absent.example": "nosuch"}}`)
 
 	f, err := LoadAuthFile(containers)
 	if err != nil {
@@ -70,12 +95,21 @@ func TestAuthFiles(t *testing.T) {
 		{"index.docker.io", "library/busybox", Credential{Username: "hub", Password: "hubpass"}},
 		{"localhost:5000", "a", Credential{Username: "local", Password: "lpass"}},
 		{"tok.example", "a", Credential{IdentityToken: "refresh-me"}},
-		{"gcr.example", "a", Credential{}}, // helpers are not run: anonymous, with a warning
+		{"gcr.example", "a", Credential{Username: "oauth2accesstoken", Password: "gtok"}}, // from the helper
+		{"tok.gcr.example", "a", Credential{IdentityToken: "refresh"}},
 		{"unknown.example", "a", Credential{}},
 	} {
 		got, err := creds(ctx, c.host, c.repo)
 		if err != nil || got != c.want {
 			t.Errorf("credentials(%s, %s) = %+v, %v; want %+v", c.host, c.repo, got, err, c.want)
+		}
+	}
+
+	// localhost:5000 has a helper, which has nothing for it: the "auths" entry answers (above). A
+	// helper that fails, or is not there, is an error, not anonymous access.
+	for _, host := range []string{"locked.example", "absent.example"} {
+		if c, err := creds(ctx, host, "a"); err == nil {
+			t.Errorf("credentials(%s) = %+v with a failing helper, want an error", host, c)
 		}
 	}
 
