@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -352,9 +353,9 @@ static void hand_over_netns(int sock)
 	char msg[256] = "ok";
 	int ns = -1;
 	// The namespace is needed only once the Go runtime has started over there, which takes longer:
-	// on a busy machine that start goes first.
-	struct sched_param sp = {.sched_priority = 0};
-	sched_setscheduler(0, SCHED_IDLE, &sp);
+	// on a busy machine that start goes first. The lowest nice value, not SCHED_IDLE: an idle-class
+	// task may wait for as long as the CPUs are busy, and the container's start with it.
+	setpriority(PRIO_PROCESS, 0, 19);
 	if (unshare(CLONE_NEWNET) < 0)
 		snprintf(msg, sizeof(msg), "unshare network namespace: %s", strerror(errno));
 	else if ((ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)

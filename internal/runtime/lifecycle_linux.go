@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -160,9 +161,8 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 
 // ForceRemove cleans up a container whose state directory exists without a readable state (a
 // create killed before it wrote one). It is not an error if there is nothing. A create started
-// early (nsexec/early.c) may have made its cgroup v2 directory by then, named in a marker: the
-// process in it exits on its own once the runtime is gone, and the directory is removed once it
-// has.
+// early (nsexec/early.c) may have made its cgroups by then, named in a marker: they were new when
+// made, so what is in them is the container's init, which is killed before they are removed.
 func (r *Runtime) ForceRemove(id string) error {
 	if err := ValidateID(id); err != nil {
 		return err
@@ -171,6 +171,13 @@ func (r *Runtime) ForceRemove(id string) error {
 	if b, err := os.ReadFile(filepath.Join(dir, nsexec.EarlyMarker)); err == nil {
 		deadline := time.Now().Add(5 * time.Second)
 		for _, cg := range nsexec.EarlyCgroups(b) {
+			if procs, err := os.ReadFile(filepath.Join(cg, "cgroup.procs")); err == nil {
+				for _, f := range strings.Fields(string(procs)) {
+					if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+						_ = unix.Kill(pid, unix.SIGKILL)
+					}
+				}
+			}
 			for {
 				err := unix.Rmdir(cg)
 				if err == nil || errors.Is(err, unix.ENOENT) {

@@ -416,19 +416,19 @@ func sendBootstrap(cfg *spawnConfig, conn *os.File, first int, bootNS, bootCgrou
 	return nil
 }
 
-// yielding runs f on a thread that the scheduler runs only when a CPU has nothing else to do: the
-// container half starts its Go runtime meanwhile (on these 2-CPU machines the longest step of a
-// start), and f's work is needed only later.
+// yielding runs f on a thread at the lowest priority (nice 19): the container half starts its Go
+// runtime meanwhile (on these 2-CPU machines the longest step of a start), and f's work is needed
+// only later. Not SCHED_IDLE, under which f could wait for as long as the CPUs are busy.
 func yielding(f func() error) error {
 	goruntime.LockOSThread()
 	defer goruntime.UnlockOSThread()
-	var normal, idle unix.SchedAttr
-	normal.Size, idle.Size = unix.SizeofSchedAttr, unix.SizeofSchedAttr
-	idle.Policy = unix.SCHED_IDLE
-	if unix.SchedSetAttr(0, &idle, 0) != nil {
+	tid := unix.Gettid()
+	old, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	if err != nil || unix.Setpriority(unix.PRIO_PROCESS, tid, 19) != nil {
 		return f()
 	}
-	defer func() { _ = unix.SchedSetAttr(0, &normal, 0) }()
+	// getpriority(2) returns 20 - nice.
+	defer func() { _ = unix.Setpriority(unix.PRIO_PROCESS, tid, 20-old) }()
 	return f()
 }
 
