@@ -517,8 +517,8 @@ static unsigned long clone_flag(const char *type)
 }
 
 // berth_early_create starts a create (or run) ahead: from the bundle's config it makes the state
-// directory (with the marker) and the container's cgroup v2 directory, and sends the process started
-// ahead its stdio and preserved descriptors, its directory (the rootfs), the namespaces and that
+// directory (with the marker) and the container's cgroup directories, and sends the process started
+// ahead its stdio and preserved descriptors, its directory (the rootfs), the namespaces and the v2
 // cgroup, so that it forks into the container while the runtime half starts Go. Only a hybrid host
 // (whose v2 hierarchy carries no limits) and configs whose cgroup path, namespaces and root need no
 // interpretation qualify; the runtime half verifies the rest.
