@@ -34,11 +34,10 @@ char berth_early_cgroup[4096];
 int berth_early_preserve;
 int berth_early_pid;
 unsigned long long berth_early_pidstart;
-// create and run: the working directory sent (the rootfs), and the state directory and cgroup v2
-// directory this made (berth_early_cgroup_made), which the runtime half adopts or removes.
+// create and run: the working directory sent (the rootfs), and the state directory this made (its
+// marker lists the cgroup directories), which the runtime half adopts or removes.
 char berth_early_dir[4096];
 char berth_early_state[4096 + 1200];
-int berth_early_cgroup_made;
 
 #define EARLY_MAX_NS 8
 #define EARLY_STATE_MAX (64 * 1024)
@@ -152,6 +151,31 @@ static const char *ns_proc_name(const char *type)
 	return NULL;
 }
 
+// read_file reads path into buf (NUL-terminated) and returns its length, or -1. A file that does
+// not fit is an error, unless partial is set: then buf holds its beginning.
+static ssize_t read_file(const char *path, char *buf, size_t cap, int partial)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (n == cap - 1)
+			break;
+	}
+	close(fd);
+	buf[n] = '\0';
+	if (n == cap - 1 && !partial)
+		return -1;
+	return (ssize_t)n;
+}
+
 struct state {
 	unsigned long long pid, pid_start;
 	char cgroup[4096];
@@ -236,14 +260,8 @@ static unsigned long long start_time(unsigned long long pid)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%llu/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (read_file(path, buf, sizeof(buf), 0) <= 0)
 		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
 	if (p == NULL)
 		return 0;
@@ -253,6 +271,9 @@ static unsigned long long start_time(unsigned long long pid)
 	return p == NULL ? 0 : strtoull(p + 1, NULL, 10);
 }
 
+int berth_send_fds(int sock, const void *data, size_t len, const int *fds, int nfds); // nsexec.c
+
+// send_frame_fds sends one length-prefixed frame with descriptors attached.
 static int send_frame_fds(int sock, const char *body, const int *fds, int nfds)
 {
 	size_t n = strlen(body);
@@ -264,31 +285,7 @@ static int send_frame_fds(int sock, const char *body, const int *fds, int nfds)
 	buf[2] = (char)((n >> 16) & 0xff);
 	buf[3] = (char)((n >> 24) & 0xff);
 	memcpy(buf + 4, body, n);
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * 64)];
-	} control;
-	struct iovec iov = {.iov_base = buf, .iov_len = n + 4};
-	struct msghdr msg;
-	memset(&msg, 0, sizeof(msg));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	if (nfds > 0) {
-		if (nfds > 64)
-			return -1;
-		msg.msg_control = control.buf;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-	}
-	ssize_t w;
-	do
-		w = sendmsg(sock, &msg, MSG_NOSIGNAL);
-	while (w < 0 && errno == EINTR);
-	return w == (ssize_t)(n + 4) ? 0 : -1;
+	return berth_send_fds(sock, buf, n + 4, fds, nfds);
 }
 
 static int valid_id(const char *id)
@@ -312,25 +309,14 @@ void berth_early_exec(int sock, const char *root, const char *id, int preserve)
 		return;
 	char path[4096 + 1100];
 	snprintf(path, sizeof(path), "%s/%s/state.json", root, id);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
+	// The fields wanted come first (state_codec.go): the beginning of a large state will do.
 	static char buf[EARLY_STATE_MAX];
-	size_t n = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + n, sizeof(buf) - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-		if (n == sizeof(buf))
-			break;
-	}
-	close(fd);
+	ssize_t n = read_file(path, buf, sizeof(buf), 1);
+	if (n < 0)
+		return;
 	static struct state st;
 	memset(&st, 0, sizeof(st));
-	if (!parse_state(buf, n, &st) || st.pid == 0 || st.pid > 1 << 22 || start_time(st.pid) != st.pid_start)
+	if (!parse_state(buf, (size_t)n, &st) || st.pid == 0 || st.pid > 1 << 22 || start_time(st.pid) != st.pid_start)
 		return;
 
 	static char ns[8192];
@@ -542,27 +528,13 @@ void berth_early_create(int sock, const char *root, const char *id, int preserve
 		return;
 	char path[sizeof(abs_bundle) + 16];
 	snprintf(path, sizeof(path), "%s/config.json", abs_bundle);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
 	static char buf[EARLY_STATE_MAX * 4];
-	size_t n = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + n, sizeof(buf) - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-		if (n == sizeof(buf)) {
-			close(fd);
-			return; // larger than this reads: not worth it
-		}
-	}
-	close(fd);
+	ssize_t n = read_file(path, buf, sizeof(buf), 0); // a larger config is not worth it
+	if (n < 0)
+		return;
 	static struct config cf;
 	memset(&cf, 0, sizeof(cf));
-	struct scan s = {buf, buf + n};
+	struct scan s = {buf, buf + (size_t)n};
 	if (!object(&s, top_field, &cf) || cf.bad || cf.terminal || cf.root[0] == '\0')
 		return;
 
@@ -660,7 +632,6 @@ void berth_early_create(int sock, const char *root, const char *id, int preserve
 		return;
 	}
 	close(m);
-	berth_early_cgroup_made = 1;
 	// Parents as needed; the container's own directories must be new. On failure the marker is cut
 	// back to what was made, so that nothing else is removed in its name.
 	for (int i = 0; i < ndirs; i++) {

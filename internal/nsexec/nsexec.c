@@ -312,7 +312,7 @@ static size_t recv_header(int *fds, int max, int *nfds)
 }
 
 // read_cgroup_frame reads the bootstrap's second frame and returns the cgroup v2 directory to fork
-// into, or -1. The frame carries a descriptor of an existing ancestor of it ("cgfd <path below>").
+// into, or -1. The frame carries a descriptor of it, or of an ancestor ("cgfd <path below>").
 static int read_cgroup_frame(void)
 {
 	char buf[4200];
@@ -347,6 +347,37 @@ static int read_cgroup_frame(void)
 // (-1: no namespace to wait for). The Go side enters it first thing (internal/runtime).
 int berth_late_netns_sock = -1;
 
+// berth_send_fds sends data (len bytes, in one message) with up to 64 descriptors attached
+// (SCM_RIGHTS); it returns 0 when all of it went. early.c frames its messages with it too.
+int berth_send_fds(int sock, const void *data, size_t len, const int *fds, int nfds)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 64)];
+	} control;
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+	struct msghdr m;
+	memset(&m, 0, sizeof(m));
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	if (nfds > 0) {
+		if (nfds > 64)
+			return -1;
+		m.msg_control = control.buf;
+		m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+	}
+	ssize_t w;
+	do
+		w = sendmsg(sock, &m, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	return w == (ssize_t)len ? 0 : -1;
+}
+
 // hand_over_netns makes a new network namespace and sends the forked process a descriptor of it.
 static void hand_over_netns(int sock)
 {
@@ -361,27 +392,8 @@ static void hand_over_netns(int sock)
 	else if ((ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
 		snprintf(msg, sizeof(msg), "open the new network namespace: %s", strerror(errno));
 	ctrace("net-unshared");
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} control;
-	struct iovec iov = {.iov_base = msg, .iov_len = strlen(msg)};
-	struct msghdr m;
-	memset(&m, 0, sizeof(m));
-	m.msg_iov = &iov;
-	m.msg_iovlen = 1;
-	if (ns >= 0) {
-		m.msg_control = control.buf;
-		m.msg_controllen = sizeof(control.buf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &ns, sizeof(int));
-	}
 	// If this fails the process never gets a namespace: it reads EOF once this process exits.
-	while (sendmsg(sock, &m, MSG_NOSIGNAL) < 0 && errno == EINTR)
-		;
+	berth_send_fds(sock, msg, strlen(msg), &ns, ns >= 0 ? 1 : 0);
 }
 
 // early.c

@@ -31,11 +31,6 @@ type Join struct {
 
 // Bootstrap is what the constructor needs to place the process in its namespaces.
 type Bootstrap struct {
-	// CgroupDir, if set, is a directory, and CgroupPath the path below it (maybe "."), of a
-	// cgroup v2 directory to fork into. The directory need only exist once the bootstrap's second
-	// frame is sent, which carries CgroupDir (SCM_RIGHTS).
-	CgroupDir   *os.File
-	CgroupPath  string
 	Joins       []Join
 	Unshare     uintptr // CLONE_NEW* flags
 	TimeOffsets map[string]specs.LinuxTimeOffset
@@ -66,24 +61,18 @@ func CloneFlag(t specs.LinuxNamespaceType) (uintptr, bool) {
 // ProcName returns the name of a namespace type under /proc/<pid>/ns.
 func ProcName(t specs.LinuxNamespaceType) string { return cloneFlag[t].name }
 
-// Encode renders the bootstrap's two frames: the namespaces, sent as soon as the process is
-// started, and the cgroup to fork into, sent with CgroupDir once it exists (the process enters its
-// namespaces meanwhile).
-func (b Bootstrap) Encode() (namespaces, cgroup []byte, err error) {
-	if b.CgroupDir != nil {
-		if b.CgroupPath == "" || strings.ContainsAny(b.CgroupPath, "\n\x00") {
-			return nil, nil, fmt.Errorf("cgroup path %q is empty or contains a newline or NUL", b.CgroupPath)
-		}
-		cgroup = []byte("cgfd " + b.CgroupPath + "\n")
-	}
+// Encode renders the bootstrap's first frame, the namespaces, sent as soon as the process is
+// started; the second, the cgroup to fork into (WriteCgroupFrame), follows once that exists, the
+// process entering its namespaces meanwhile.
+func (b Bootstrap) Encode() ([]byte, error) {
 	var sb strings.Builder
 	for _, j := range b.Joins {
 		c, ok := cloneFlag[j.Type]
 		if !ok {
-			return nil, nil, fmt.Errorf("unknown namespace type %q", j.Type)
+			return nil, fmt.Errorf("unknown namespace type %q", j.Type)
 		}
 		if strings.ContainsAny(j.Path, "\n\x00") {
-			return nil, nil, fmt.Errorf("namespace path %q contains a newline or NUL", j.Path)
+			return nil, fmt.Errorf("namespace path %q contains a newline or NUL", j.Path)
 		}
 		fmt.Fprintf(&sb, "join %s %s\n", c.name, j.Path)
 	}
@@ -97,12 +86,21 @@ func (b Bootstrap) Encode() (namespaces, cgroup []byte, err error) {
 	sort.Strings(clocks)
 	for _, clock := range clocks {
 		if clock != "monotonic" && clock != "boottime" {
-			return nil, nil, fmt.Errorf("linux.timeOffsets: unknown clock %q (want monotonic or boottime)", clock)
+			return nil, fmt.Errorf("linux.timeOffsets: unknown clock %q (want monotonic or boottime)", clock)
 		}
 		o := b.TimeOffsets[clock]
 		fmt.Fprintf(&sb, "timens %s %d %d\n", clock, o.Secs, o.Nanosecs)
 	}
-	return []byte(sb.String()), cgroup, nil
+	return []byte(sb.String()), nil
+}
+
+// WriteCgroupFrame writes the bootstrap's second frame: the cgroup v2 directory dir to fork into,
+// or none.
+func WriteCgroupFrame(conn *os.File, dir *os.File) error {
+	if dir == nil {
+		return WriteFrame(conn, nil)
+	}
+	return WriteFrameFDs(conn, []byte("cgfd .\n"), []*os.File{dir})
 }
 
 // WriteFrame writes one length-prefixed frame.

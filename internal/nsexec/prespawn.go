@@ -7,7 +7,6 @@ package nsexec
 // extern int berth_early_kind;
 // extern char berth_early_dir[4096];
 // extern char berth_early_state[5296];
-// extern int berth_early_cgroup_made;
 // extern char berth_early_ns[8192];
 // extern char berth_early_cgroup[4096];
 // extern int berth_early_preserve;

@@ -47,6 +47,33 @@ func subreap(args []string) int {
 	return 0
 }
 
+// startedEachWay runs berth-runtime with args and preserved as descriptor 3, its container process
+// started early (checked in the trace), started ahead without that (noEarly set), and started by
+// the runtime half; it returns the stdout of each ("early", "ahead", "here").
+func startedEachWay(t *testing.T, e *env, preserved *os.File, noEarly string, args ...string) map[string]string {
+	t.Helper()
+	outputs := map[string]string{}
+	for mode, setting := range map[string]string{"early": "BERTH_TRACE=1", "ahead": noEarly + "=1", "here": "BERTH_NO_PRESPAWN=1"} {
+		if _, err := preserved.Seek(0, 0); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(e.bin, append([]string{"--root", e.root}, args...)...)
+		cmd.ExtraFiles = []*os.File{preserved}
+		cmd.Env = append(os.Environ(), setting)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %s: %v: %s%s", mode, args[0], err, out, stderr.String())
+		}
+		if mode == "early" && !strings.Contains(stderr.String(), " joined-early ") {
+			t.Fatalf("%s did not start early:\n%s", args[0], stderr.String())
+		}
+		outputs[mode] = string(out)
+	}
+	return outputs
+}
+
 // TestStartedAhead: the container process that the constructor starts ahead of the runtime half
 // (nsexec.c, "prespawn") and the one the runtime half starts itself (BERTH_NO_PRESPAWN=1, and
 // every rootless start) get the same descriptors, directory and namespaces; and a process started
@@ -67,37 +94,14 @@ func TestStartedAhead(t *testing.T) {
 	script := "cat /proc/self/fd/3; ls /proc/self/fd | tr '\\n' ' '; echo; pwd; ls /sys/class/net; readlink /proc/self/ns/net; readlink /proc/1/exe"
 	b := e.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) { s.Process.Cwd = "/tmp" })
 	outputs := map[string]string{}
-	for _, mode := range []string{"early", "ahead", "here"} {
-		if _, err := preserved.Seek(0, 0); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(e.bin, "--root", e.root, "run", "--preserve-fds", "1", "--bundle", b, randomID("ahead"))
-		cmd.ExtraFiles = []*os.File{preserved}
-		cmd.Env = os.Environ()
-		switch mode {
-		case "early":
-			cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
-		case "ahead":
-			cmd.Env = append(cmd.Env, "BERTH_NO_EARLY_RUN=1")
-		case "here":
-			cmd.Env = append(cmd.Env, "BERTH_NO_PRESPAWN=1")
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("%s: run: %v: %s%s", mode, err, out, stderr.String())
-		}
-		if mode == "early" && !strings.Contains(stderr.String(), " joined-early ") {
-			t.Fatalf("run did not start early:\n%s", stderr.String())
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for mode, out := range startedEachWay(t, e, preserved, "BERTH_NO_EARLY_RUN", "run", "--preserve-fds", "1", "--bundle", b, randomID("ahead")) {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
 		// 0-2, the preserved 3, and ls's own descriptor of the directory it lists.
 		if len(lines) != 6 || lines[0] != "kept" || lines[1] != "0 1 2 3 4 " || lines[2] != "/tmp" || lines[3] != "lo" {
 			t.Fatalf("%s: want the preserved file, descriptors 0-4, /tmp and only lo in sysfs, got:\n%s", mode, out)
 		}
 		host, _ := os.Readlink("/proc/self/ns/net")
-		if strings.Contains(string(out), host) {
+		if strings.Contains(out, host) {
 			t.Fatalf("%s: the container shares the host's network namespace:\n%s", mode, out)
 		}
 		// The namespace inode differs between runs; what the container sees otherwise must not.
@@ -116,36 +120,12 @@ func TestStartedAhead(t *testing.T) {
 	execScript := "cat /proc/self/fd/3; ls /proc/self/fd | tr '\\n' ' '; echo; pwd; " +
 		"for n in mnt pid net ipc uts; do [ $(readlink /proc/self/ns/$n) = $(readlink /proc/1/ns/$n) ] || echo not in the init\\'s $n namespace; done; " +
 		"[ \"$(cat /proc/self/cgroup)\" = \"$(cat /proc/1/cgroup)\" ] && echo same cgroups"
-	execOut := map[string]string{}
-	for _, mode := range []string{"early", "ahead", "here"} {
-		if _, err := preserved.Seek(0, 0); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(e.bin, "--root", e.root, "exec", "--preserve-fds", "1", "--cwd", "/tmp", id, "sh", "-c", execScript)
-		cmd.ExtraFiles = []*os.File{preserved}
-		cmd.Env = os.Environ()
-		switch mode {
-		case "early":
-			cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
-		case "ahead":
-			cmd.Env = append(cmd.Env, "BERTH_NO_EARLY_EXEC=1")
-		case "here":
-			cmd.Env = append(cmd.Env, "BERTH_NO_PRESPAWN=1")
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("%s: exec: %v: %s%s", mode, err, out, stderr.String())
-		}
-		if mode == "early" && !strings.Contains(stderr.String(), " joined-early ") {
-			t.Fatalf("exec did not join the container early:\n%s", stderr.String())
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	execOut := startedEachWay(t, e, preserved, "BERTH_NO_EARLY_EXEC", "exec", "--preserve-fds", "1", "--cwd", "/tmp", id, "sh", "-c", execScript)
+	for mode, out := range execOut {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if len(lines) != 4 || lines[0] != "kept" || lines[1] != "0 1 2 3 4 " || lines[2] != "/tmp" || lines[3] != "same cgroups" {
 			t.Fatalf("%s: want the preserved file, descriptors 0-4, /tmp, the init's namespaces and cgroups, got:\n%s", mode, out)
 		}
-		execOut[mode] = string(out)
 	}
 	if execOut["early"] != execOut["ahead"] || execOut["early"] != execOut["here"] {
 		t.Fatalf("exec differs by how its process started: %q", execOut)

@@ -172,7 +172,6 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	var extras []*os.File
 	var rest []string
 	var v2Dir string
-	cfg.boot.CgroupDir = nil
 	cfg.init.CgroupTasks = nil
 	if cfg.cgroups != nil {
 		seen := map[string]bool{}
@@ -198,17 +197,9 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 				cfg.init.CgroupTasks = append(cfg.init.CgroupTasks, cgroupTask{FD: len(extras), Path: filepath.Join(rel, "tasks")})
 				extras = append(extras, f)
 			default:
-				// The constructor forks straight into it: it must exist when the bootstrap is sent
-				// (it is made below, after afterFork), and the constructor opens it below an
-				// existing ancestor.
+				// The constructor forks straight into it: sendBootstrap makes it (after afterFork)
+				// and sends it with the bootstrap's second frame.
 				v2Dir = dir
-				d, rel, err := openAncestor(dir)
-				if err != nil {
-					abandon()
-					return nil, err
-				}
-				defer d.Close()
-				cfg.boot.CgroupDir, cfg.boot.CgroupPath = d, rel
 			}
 		}
 		sort.Strings(rest)
@@ -223,13 +214,13 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	}
 	cfg.init.PreserveFDs = cfg.preserve
 
-	bootNS, bootCgroup, err := cfg.boot.Encode()
+	bootNS, err := cfg.boot.Encode()
 	if err != nil {
 		abandon()
 		return nil, err
 	}
-	// An exec's process may have joined the container already (nsexec/early.c): if the
-	// constructor sent what is about to be sent, only its pid is left to read.
+	// The process may have entered the container already (nsexec/early.c): if the constructor
+	// sent what is about to be sent, only its pid is left to read.
 	early := false
 	if pre != nil && pre.Early != nil {
 		e := pre.Early
@@ -274,7 +265,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		childEnd.Close()
 	}
 	if !early {
-		if err := sendBootstrap(cfg, conn, first, bootNS, bootCgroup, v2Dir); err != nil {
+		if err := sendBootstrap(cfg, conn, first, bootNS, v2Dir); err != nil {
 			return fail(err)
 		}
 	}
@@ -329,7 +320,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 	}
 	// Started early, the process is already in its cgroup v2 directory, and the constructor's
 	// marker lists the cgroups (prepare adds any it makes that are not): the record can wait until
-	// the process has what it waits for.
+	// the process has what it waits for. (Never in a user namespace: rest is then empty.)
 	recordLater := early && cfg.afterFork != nil
 	if cfg.prepare != nil {
 		prepare := yielding
@@ -361,12 +352,6 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 		}
 		return ch, nil
 	}
-	if recordLater {
-		if err := cfg.afterFork(); err != nil {
-			ch.kill()
-			return nil, err
-		}
-	}
 	go func() {
 		m := message{Type: msgJoined}
 		for _, dir := range rest {
@@ -384,7 +369,7 @@ func spawn(cfg *spawnConfig) (ch *child, err error) {
 // sendBootstrap sends the process (started, pid first) its namespaces, then, once the container is
 // recorded and its cgroup v2 directory exists, the cgroup to fork into: it enters the namespaces
 // meanwhile. Nothing it does before the second frame outlives it.
-func sendBootstrap(cfg *spawnConfig, conn *os.File, first int, bootNS, bootCgroup []byte, v2Dir string) error {
+func sendBootstrap(cfg *spawnConfig, conn *os.File, first int, bootNS []byte, v2Dir string) error {
 	if err := nsexec.WriteFrame(conn, bootNS); err != nil {
 		return fmt.Errorf("send bootstrap: %w", err)
 	}
@@ -406,11 +391,16 @@ func sendBootstrap(cfg *spawnConfig, conn *os.File, first int, bootNS, bootCgrou
 			return fmt.Errorf("process.execCPUAffinity.initial: %w", err)
 		}
 	}
-	var cgroupDir []*os.File
-	if cfg.boot.CgroupDir != nil {
-		cgroupDir = []*os.File{cfg.boot.CgroupDir}
+	var dir *os.File
+	if v2Dir != "" {
+		d, err := os.OpenFile(v2Dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open cgroup %s: %w", v2Dir, err)
+		}
+		defer d.Close()
+		dir = d
 	}
-	if err := nsexec.WriteFrameFDs(conn, bootCgroup, cgroupDir); err != nil {
+	if err := nsexec.WriteCgroupFrame(conn, dir); err != nil {
 		return fmt.Errorf("send bootstrap: %w", err)
 	}
 	return nil
